@@ -1,0 +1,53 @@
+//! The operations a shard executes and what it answers.
+//!
+//! These values cross cores over the channel mesh, so they hold only owned,
+//! `Send` data (`Bytes`, `String`), already validated and decoded by the core
+//! that received the request: the owning core never re-parses protobuf.
+
+use crate::model::{KeyRef, VectorClock, VersionSet};
+use bytes::Bytes;
+
+/// The clock a put carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutClock {
+    /// Empty clock on Write/Delete: the shard stamps a clock that descends
+    /// every stored version.
+    Blind,
+    /// The caller's clock, applied by dominance and never stamped.
+    Given(VectorClock),
+}
+
+/// One request for a shard.
+#[derive(Debug, Clone)]
+pub enum ShardOp {
+    /// Write, Delete (value `None`) and Repair all reconcile one version.
+    Put { key: KeyRef, value: Option<Bytes>, clock: PutClock },
+    Get { key: KeyRef },
+    Stats,
+}
+
+/// Per-shard figures for HealthCheck.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub shard: usize,
+    pub keys: u64,
+    pub memtable_bytes: u64,
+    /// Requests received on this core and executed here.
+    pub requests_local: u64,
+    /// Requests received on this core and sent to the owning core.
+    pub requests_forwarded_out: u64,
+    /// Requests another core received and this core executed.
+    pub requests_forwarded_in: u64,
+}
+
+/// A shard's answer.
+#[derive(Debug, Clone)]
+pub enum ShardReply {
+    /// After a put: whether it was stored, and the merged clock of every
+    /// version the key keeps.
+    Put { stored: bool, clock: VectorClock },
+    /// Every stored version of the key (tombstones included).
+    Get { versions: VersionSet },
+    Stats(ShardStats),
+    Failed(super::EngineError),
+}

@@ -1,0 +1,17 @@
+//! PairDB storage node.
+//!
+//! Layout (pure parts first, glommio-facing parts thin):
+//! - [`model`]: vector clocks, versions, key identity and ring ownership (pure);
+//! - [`config`]: shards.toml schema, defaults and validation (pure);
+//! - [`engine`]: a shard's storage and the operations it executes;
+//! - [`server`]: gRPC over h2 on glommio sockets, and the service methods;
+//! - [`runtime`]: executors per core, channel mesh routing, shutdown;
+//! - [`telemetry`]: logging.
+
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod proto;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;

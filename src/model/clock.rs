@@ -1,0 +1,311 @@
+//! Vector clocks: causality between versions of one key.
+//!
+//! Owns the clock type and its three questions: does A descend B, how do A and
+//! B relate, and what is their merge. Invariants kept by every constructor:
+//! entries are sorted by node id, node ids are unique and non-empty, and no
+//! entry holds a zero counter (a missing entry *is* zero, so `{a:0}` and `{}`
+//! are the same clock and compare equal).
+
+use std::cmp::Ordering;
+
+/// How two clocks relate causally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Causality {
+    /// Every entry is the same.
+    Equal,
+    /// `self` happened before `other` (`other` strictly descends `self`).
+    Before,
+    /// `self` happened after `other` (`self` strictly descends `other`).
+    After,
+    /// Neither descends the other: the versions are siblings.
+    Concurrent,
+}
+
+/// Why a clock received from the wire was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockError {
+    EmptyNodeId,
+    NegativeCounter { node_id: String },
+    DuplicateNodeId { node_id: String },
+    TooManyEntries { entries: usize, max: usize },
+    NodeIdTooLong { bytes: usize, max: usize },
+}
+
+impl std::fmt::Display for ClockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClockError::EmptyNodeId => write!(f, "vector_clock: an entry has an empty coordinator_node_id"),
+            ClockError::NegativeCounter { node_id } => {
+                write!(f, "vector_clock: entry {node_id:?} has a negative logical_timestamp")
+            }
+            ClockError::DuplicateNodeId { node_id } => {
+                write!(f, "vector_clock: coordinator_node_id {node_id:?} appears more than once")
+            }
+            ClockError::TooManyEntries { entries, max } => {
+                write!(f, "vector_clock: {entries} entries, at most {max} allowed")
+            }
+            ClockError::NodeIdTooLong { bytes, max } => {
+                write!(f, "vector_clock: a coordinator_node_id of {bytes} bytes, at most {max} allowed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClockError {}
+
+/// Longest node id accepted in a clock entry.
+pub const NODE_ID_BYTES_MAX: usize = 256;
+
+/// A vector clock: node id -> logical counter, sorted by node id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct VectorClock {
+    entries: Vec<(String, u64)>,
+}
+
+impl VectorClock {
+    /// The empty clock (descended by every clock).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a clock from wire entries, refusing malformed input rather than
+    /// guessing: duplicate ids, empty ids and negative counters are errors.
+    pub fn from_entries<I>(entries: I, entries_max: usize) -> Result<Self, ClockError>
+    where
+        I: IntoIterator<Item = (String, i64)>,
+    {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (node_id, counter) in entries {
+            if out.len() >= entries_max {
+                return Err(ClockError::TooManyEntries { entries: out.len() + 1, max: entries_max });
+            }
+            if node_id.is_empty() {
+                return Err(ClockError::EmptyNodeId);
+            }
+            if node_id.len() > NODE_ID_BYTES_MAX {
+                return Err(ClockError::NodeIdTooLong { bytes: node_id.len(), max: NODE_ID_BYTES_MAX });
+            }
+            let counter = u64::try_from(counter).map_err(|_| ClockError::NegativeCounter { node_id: node_id.clone() })?;
+            out.push((node_id, counter));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        for pair in out.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                return Err(ClockError::DuplicateNodeId { node_id: pair[0].0.clone() });
+            }
+        }
+        out.retain(|(_, c)| *c != 0);
+        Ok(Self { entries: out })
+    }
+
+    /// Entries in node-id order; counters are never zero.
+    pub fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The counter for `node_id` (zero when absent).
+    pub fn get(&self, node_id: &str) -> u64 {
+        match self.entries.binary_search_by(|(n, _)| n.as_str().cmp(node_id)) {
+            Ok(i) => self.entries[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// Adds one to `node_id`'s counter (saturating at `u64::MAX`).
+    pub fn increment(&mut self, node_id: &str) {
+        match self.entries.binary_search_by(|(n, _)| n.as_str().cmp(node_id)) {
+            Ok(i) => self.entries[i].1 = self.entries[i].1.saturating_add(1),
+            Err(i) => self.entries.insert(i, (node_id.to_string(), 1)),
+        }
+    }
+
+    /// True when every entry of `other` is <= the same entry of `self`.
+    pub fn descends(&self, other: &VectorClock) -> bool {
+        matches!(self.compare(other), Causality::Equal | Causality::After)
+    }
+
+    /// The causal relation of `self` to `other`, in one merge-walk.
+    pub fn compare(&self, other: &VectorClock) -> Causality {
+        let (mut self_greater, mut other_greater) = (false, false);
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.entries, &other.entries);
+        while i < a.len() || j < b.len() {
+            let ord = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) => x.0.cmp(&y.0),
+                (Some(_), None) => Ordering::Less,
+                (None, _) => Ordering::Greater,
+            };
+            match ord {
+                Ordering::Less => {
+                    self_greater = true;
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    other_greater = true;
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    match a[i].1.cmp(&b[j].1) {
+                        Ordering::Greater => self_greater = true,
+                        Ordering::Less => other_greater = true,
+                        Ordering::Equal => {}
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+            if self_greater && other_greater {
+                return Causality::Concurrent;
+            }
+        }
+        match (self_greater, other_greater) {
+            (false, false) => Causality::Equal,
+            (true, false) => Causality::After,
+            (false, true) => Causality::Before,
+            (true, true) => Causality::Concurrent,
+        }
+    }
+
+    /// Entry-wise maximum of `self` and `other`, in place.
+    pub fn merge(&mut self, other: &VectorClock) {
+        let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.entries, &other.entries);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    out.push((x.0.clone(), x.1.max(y.1)));
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    out.push(x.clone());
+                    i += 1;
+                }
+                (Some(_), Some(y)) => {
+                    out.push(y.clone());
+                    j += 1;
+                }
+                (Some(x), None) => {
+                    out.push(x.clone());
+                    i += 1;
+                }
+                (None, Some(y)) => {
+                    out.push(y.clone());
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        self.entries = out;
+    }
+
+    /// Approximate heap bytes, for memtable accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.iter().map(|(n, _)| n.len() + 8 + std::mem::size_of::<(String, u64)>()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn vc(pairs: &[(&str, i64)]) -> VectorClock {
+        VectorClock::from_entries(pairs.iter().map(|(n, c)| (n.to_string(), *c)), 64).unwrap()
+    }
+
+    #[test]
+    fn compare_basic_relations() {
+        assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("a", 1)])), Causality::Equal);
+        assert_eq!(vc(&[("a", 2)]).compare(&vc(&[("a", 1)])), Causality::After);
+        assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("a", 2)])), Causality::Before);
+        assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("b", 1)])), Causality::Concurrent);
+        assert_eq!(vc(&[("a", 1), ("b", 1)]).compare(&vc(&[("b", 1)])), Causality::After);
+        assert_eq!(VectorClock::new().compare(&vc(&[("a", 1)])), Causality::Before);
+        assert_eq!(VectorClock::new().compare(&VectorClock::new()), Causality::Equal);
+    }
+
+    #[test]
+    fn zero_entries_are_absent() {
+        assert_eq!(vc(&[("a", 0)]), VectorClock::new());
+        assert_eq!(vc(&[("a", 0), ("b", 2)]).entries(), &[("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn malformed_clocks_are_refused() {
+        let dup = VectorClock::from_entries([("a".into(), 1), ("a".into(), 2)], 64);
+        assert_eq!(dup, Err(ClockError::DuplicateNodeId { node_id: "a".into() }));
+        let neg = VectorClock::from_entries([("a".into(), -1)], 64);
+        assert_eq!(neg, Err(ClockError::NegativeCounter { node_id: "a".into() }));
+        assert_eq!(VectorClock::from_entries([(String::new(), 1)], 64), Err(ClockError::EmptyNodeId));
+        let many = VectorClock::from_entries((0..3).map(|i| (format!("n{i}"), 1)), 2);
+        assert_eq!(many, Err(ClockError::TooManyEntries { entries: 3, max: 2 }));
+        let long = VectorClock::from_entries([("x".repeat(NODE_ID_BYTES_MAX + 1), 1)], 64);
+        assert!(matches!(long, Err(ClockError::NodeIdTooLong { .. })));
+    }
+
+    #[test]
+    fn increment_and_get() {
+        let mut c = vc(&[("b", 3)]);
+        c.increment("a");
+        c.increment("b");
+        assert_eq!(c.get("a"), 1);
+        assert_eq!(c.get("b"), 4);
+        assert_eq!(c.get("z"), 0);
+        assert_eq!(c.entries()[0].0, "a");
+    }
+
+    fn arb_clock() -> impl Strategy<Value = VectorClock> {
+        proptest::collection::btree_map("[a-d]", 0i64..5, 0..4)
+            .prop_map(|m| VectorClock::from_entries(m, 64).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn compare_is_antisymmetric(a in arb_clock(), b in arb_clock()) {
+            let expected = match a.compare(&b) {
+                Causality::Equal => Causality::Equal,
+                Causality::Before => Causality::After,
+                Causality::After => Causality::Before,
+                Causality::Concurrent => Causality::Concurrent,
+            };
+            prop_assert_eq!(b.compare(&a), expected);
+        }
+
+        #[test]
+        fn compare_matches_entrywise_definition(a in arb_clock(), b in arb_clock()) {
+            let names = ["a", "b", "c", "d"];
+            let a_ge_b = names.iter().all(|n| a.get(n) >= b.get(n));
+            let b_ge_a = names.iter().all(|n| b.get(n) >= a.get(n));
+            prop_assert_eq!(a.descends(&b), a_ge_b);
+            prop_assert_eq!(b.descends(&a), b_ge_a);
+        }
+
+        #[test]
+        fn merge_is_least_upper_bound(a in arb_clock(), b in arb_clock(), c in arb_clock()) {
+            let mut m = a.clone();
+            m.merge(&b);
+            prop_assert!(m.descends(&a));
+            prop_assert!(m.descends(&b));
+            // Any clock descending both descends the merge.
+            if c.descends(&a) && c.descends(&b) {
+                prop_assert!(c.descends(&m));
+            }
+            let mut m2 = b.clone();
+            m2.merge(&a);
+            prop_assert_eq!(m, m2);
+        }
+
+        #[test]
+        fn increment_strictly_descends(a in arb_clock(), node in "[a-e]") {
+            let mut b = a.clone();
+            b.increment(&node);
+            prop_assert_eq!(b.compare(&a), Causality::After);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The data model, free of I/O and of glommio: vector clocks, versions and
+//! their reconciliation, key identity and ring ownership. Everything here is
+//! pure and unit/property tested in place.
+
+pub mod clock;
+pub mod key;
+pub mod version;
+
+pub use clock::{Causality, ClockError, VectorClock};
+pub use key::{owner_shard, ring_token, KeyRef};
+pub use version::{ApplyOutcome, Version, VersionSet};

@@ -1,0 +1,187 @@
+//! The thread-per-core runtime: executors, listeners, mesh and shutdown.
+//!
+//! Owns start-up and shutdown of the node. One glommio `LocalExecutor` per
+//! shard, pinned one per CPU; each joins the channel mesh (its mesh peer id is
+//! its shard id), builds its shard and router, binds the listen port with
+//! SO_REUSEPORT and accepts connections. Shutdown (SIGINT/SIGTERM) is a flag
+//! the signal handler sets; each core notices it within `SHUTDOWN_POLL`,
+//! stops accepting, lets connections drain within `drain_timeout_ms`, then
+//! waits at a barrier so no core leaves while another may still forward to it.
+
+pub mod port;
+pub mod router;
+
+use crate::config::Config;
+use crate::engine::Shard;
+use crate::server::{conn, context::CoreContext};
+use futures_lite::future;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use router::{MeshMsg, Router};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a core looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub enum RuntimeError {
+    Port(port::PortError),
+    Executors(String),
+    Core { shard: usize, reason: String },
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::Port(e) => write!(f, "{e}"),
+            RuntimeError::Executors(e) => write!(f, "cannot start executors: {e}"),
+            RuntimeError::Core { shard, reason } => write!(f, "shard {shard}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// Shared between the signal handler and every core.
+#[derive(Clone, Default)]
+pub struct ShutdownFlags {
+    pub requested: Arc<AtomicBool>,
+    drained: Arc<AtomicUsize>,
+}
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Runs the node until shutdown completes on every core.
+pub fn run(config: Config, shards: usize, flags: ShutdownFlags) -> Result<(), RuntimeError> {
+    let addr = port::probe(config.listen_addr().map_err(|e| RuntimeError::Executors(e.to_string()))?)
+        .map_err(RuntimeError::Port)?;
+    std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
+        RuntimeError::Executors(format!("cannot create data_dir {}: {e}", config.node.data_dir.display()))
+    })?;
+    let placement = if shards <= available_cores() {
+        PoolPlacement::MaxSpread(shards, None)
+    } else {
+        tracing::warn!(shards, cores = available_cores(), "more shards than cores: executors are not pinned");
+        PoolPlacement::Unbound(shards)
+    };
+    let mesh = MeshBuilder::<MeshMsg, _>::full(shards, config.runtime.mesh_channel_capacity);
+    let started = Instant::now();
+    let spin = Duration::from_micros(config.runtime.spin_before_park_us);
+    let mut builder = LocalExecutorPoolBuilder::new(placement)
+        .name("pairdb-core")
+        .io_memory(config.runtime.io_memory_bytes);
+    if !spin.is_zero() {
+        builder = builder.spin_before_park(spin);
+    }
+    tracing::info!(%addr, shards, node_id = %config.node.node_id, data_dir = %config.node.data_dir.display(), "starting");
+    let handles = builder
+        .on_all_shards(move || core_main(config, shards, addr, mesh, flags, started))
+        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+    let mut first_err = None;
+    for result in handles.join_all() {
+        let outcome = match result {
+            Ok(inner) => inner,
+            Err(e) => Err(RuntimeError::Executors(e.to_string())),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "core failed");
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+async fn core_main(
+    config: Config,
+    shards: usize,
+    addr: SocketAddr,
+    mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
+    flags: ShutdownFlags,
+    started: Instant,
+) -> Result<(), RuntimeError> {
+    let (senders, receivers) = if shards > 1 {
+        let (s, r) = mesh
+            .join()
+            .await
+            .map_err(|_| RuntimeError::Executors("joining the channel mesh failed".into()))?;
+        (Some(s), Some(r))
+    } else {
+        (None, None)
+    };
+    let shard_id = senders.as_ref().map_or(0, |s| s.peer_id());
+    let shard = Rc::new(Shard::new(shard_id, config.node.node_id.clone()));
+    let router = Rc::new(Router::new(shard, shards, senders));
+    if let Some(r) = receivers {
+        router.spawn_receivers(r);
+    }
+    let listener = glommio::net::TcpListener::bind(addr)
+        .map_err(|e| RuntimeError::Core { shard: shard_id, reason: format!("cannot bind {addr}: {e}") })?;
+    let core = Rc::new(CoreContext::new(config, Rc::clone(&router), started));
+    tracing::info!(shard = shard_id, %addr, "core serving");
+
+    // Watch the process-wide flag and trip this core's latch.
+    let watcher = {
+        let core = Rc::clone(&core);
+        let requested = Arc::clone(&flags.requested);
+        glommio::spawn_local(async move {
+            while !requested.load(Ordering::Relaxed) {
+                glommio::timer::sleep(SHUTDOWN_POLL).await;
+            }
+            core.begin_shutdown();
+        })
+    };
+
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            core.wait_shutdown().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => {
+                let core_for_conn = Rc::clone(&core);
+                glommio::spawn_local(async move {
+                    let Some(_slot) = core_for_conn.admit_connection() else {
+                        tracing::warn!(
+                            limit = core_for_conn.config.limits.connections_max_per_core,
+                            "connection limit reached: closing a new connection"
+                        );
+                        return;
+                    };
+                    conn::serve(stream, Rc::clone(&core_for_conn)).await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                tracing::warn!(shard = shard_id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    drop(listener);
+    watcher.await;
+    tracing::info!(shard = shard_id, connections = core.connections(), "draining");
+    let drain = Duration::from_millis(core.config.limits.drain_timeout_ms);
+    let deadline = Instant::now() + drain;
+    while core.connections() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    // Barrier: other cores may still forward requests of their draining
+    // connections here; leave only when every core has drained.
+    flags.drained.fetch_add(1, Ordering::AcqRel);
+    let barrier_deadline = Instant::now() + drain + Duration::from_secs(1);
+    while flags.drained.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    router.close();
+    tracing::info!(shard = shard_id, "core stopped");
+    Ok(())
+}

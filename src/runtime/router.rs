@@ -1,0 +1,182 @@
+//! Request routing between cores over the channel mesh.
+//!
+//! Owns the core's view of the mesh: a request for a shard another core owns
+//! is sent to that core as a [`MeshMsg::Call`] and its [`MeshMsg::Reply`]
+//! comes back to the core that holds the client connection. Invariants:
+//! - nothing is ever sent to the core itself (the local shard is called
+//!   directly);
+//! - a receive loop never awaits a send (replies are sent from spawned
+//!   tasks), so two cores flooding each other cannot deadlock;
+//! - every pending call is removed from the table when its caller gives up
+//!   (deadline, disconnect), so the table holds only live calls;
+//! - the mesh channels are bounded: a full channel makes the sender wait.
+
+use crate::engine::{EngineError, Shard, ShardOp, ShardReply, ShardStats};
+use crate::engine::shard::ShardCounters;
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// What travels between cores.
+#[derive(Debug)]
+pub enum MeshMsg {
+    Call { id: u64, op: ShardOp },
+    Reply { id: u64, reply: ShardReply },
+}
+
+pub struct Router {
+    shard: Rc<Shard>,
+    shards: usize,
+    senders: Option<Senders<MeshMsg>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<ShardReply>, ahash::RandomState>>,
+    next_id: Cell<u64>,
+}
+
+/// Removes a pending call when the caller stops waiting for any reason.
+struct PendingGuard<'a> {
+    router: &'a Router,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.router.pending.borrow_mut().remove(&self.id);
+    }
+}
+
+impl Router {
+    /// `senders` is `None` only when there is a single shard.
+    pub fn new(shard: Rc<Shard>, shards: usize, senders: Option<Senders<MeshMsg>>) -> Self {
+        Self { shard, shards, senders, pending: RefCell::default(), next_id: Cell::new(0) }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn local_shard(&self) -> &Rc<Shard> {
+        &self.shard
+    }
+
+    /// Runs `op` on shard `owner`, here or on its core, and returns the answer.
+    pub async fn call(&self, owner: usize, op: ShardOp) -> ShardReply {
+        let counts = !matches!(op, ShardOp::Stats);
+        if owner == self.shard.id() {
+            if counts {
+                ShardCounters::bump(&self.shard.counters.requests_local);
+            }
+            return self.shard.execute(op).await;
+        }
+        let Some(senders) = &self.senders else {
+            return ShardReply::Failed(EngineError::Internal { what: format!("no mesh to reach shard {owner}") });
+        };
+        if counts {
+            ShardCounters::bump(&self.shard.counters.requests_forwarded_out);
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1));
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        let _guard = PendingGuard { router: self, id };
+        if senders.send_to(owner, MeshMsg::Call { id, op }).await.is_err() {
+            return ShardReply::Failed(EngineError::Internal { what: format!("shard {owner} is not reachable") });
+        }
+        match rx.await {
+            Ok(reply) => reply,
+            Err(_) => ShardReply::Failed(EngineError::Internal { what: format!("shard {owner} dropped the request") }),
+        }
+    }
+
+    /// Figures from every shard, in shard order.
+    pub async fn all_stats(&self) -> Result<Vec<ShardStats>, EngineError> {
+        let calls = (0..self.shards).map(|s| self.call(s, ShardOp::Stats));
+        let mut out = Vec::with_capacity(self.shards);
+        for reply in futures_join_all(calls).await {
+            match reply {
+                ShardReply::Stats(s) => out.push(s),
+                ShardReply::Failed(e) => return Err(e),
+                other => return Err(EngineError::Internal { what: format!("unexpected stats reply {other:?}") }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts one receive loop per peer core. Each loop ends when its peer
+    /// closes the channel (at shutdown).
+    pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<MeshMsg>) {
+        for (peer, stream) in receivers.streams() {
+            let router = Rc::clone(self);
+            glommio::spawn_local(async move {
+                while let Some(msg) = stream.recv().await {
+                    router.on_message(peer, msg);
+                }
+            })
+            .detach();
+        }
+    }
+
+    fn on_message(self: &Rc<Self>, peer: usize, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Call { id, op } => {
+                if !matches!(op, ShardOp::Stats) {
+                    ShardCounters::bump(&self.shard.counters.requests_forwarded_in);
+                }
+                let router = Rc::clone(self);
+                glommio::spawn_local(async move {
+                    let reply = router.shard.execute(op).await;
+                    if let Some(senders) = &router.senders {
+                        if senders.send_to(peer, MeshMsg::Reply { id, reply }).await.is_err() {
+                            tracing::debug!(peer, "reply dropped: peer core closed its channel");
+                        }
+                    }
+                })
+                .detach();
+            }
+            MeshMsg::Reply { id, reply } => {
+                if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+                    // The caller may have gone (deadline); then the reply is dropped.
+                    let _ = tx.send(reply);
+                }
+            }
+        }
+    }
+
+    /// Closes this core's outgoing channels (at shutdown, after draining).
+    pub fn close(&self) {
+        if let Some(s) = &self.senders {
+            s.close();
+        }
+    }
+}
+
+/// Awaits all futures concurrently, answers in input order.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let tasks: Vec<_> = futs.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut slots: Vec<Option<F::Output>> = (0..tasks.len()).map(|_| None).collect();
+    let mut tasks: Vec<Option<_>> = tasks.into_iter().map(Some).collect();
+    futures_lite::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, t) in tasks.iter_mut().enumerate() {
+            if let Some(fut) = t {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        slots[i] = Some(v);
+                        *t = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(slots.into_iter().flatten());
+    out
+}

@@ -1,0 +1,246 @@
+//! One client connection: HTTP/2 on a glommio socket, one task per stream.
+//!
+//! Owns the connection's lifecycle: handshake, the accept loop that keeps the
+//! h2 connection polled (streams run as detached tasks so a slow call never
+//! stalls the others), graceful shutdown (GOAWAY, then in-flight streams
+//! finish) and each stream's unary gRPC exchange: admission, body read with
+//! size limits and flow-control release, deadline, dispatch, flow-controlled
+//! response. Invariants: no request body grows past `message_bytes_max` (plus
+//! the 5-byte prefix) and the core's in-flight budgets; every stream gets an
+//! answer, a gRPC status or a reset.
+
+use super::context::CoreContext;
+use super::grpc::{self, Code, Status, PREFIX_BYTES};
+use super::handlers::{self, SERVICE_PREFIX};
+use bytes::{Bytes, BytesMut};
+use futures_lite::future;
+use glommio::net::TcpStream;
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+/// Serves one accepted connection until the client leaves or shutdown ends it.
+pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
+    let peer = stream.peer_addr().ok();
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(?peer, error = %e, "set_nodelay failed");
+    }
+    let limits = &core.config.limits;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.h2_streams_max_per_connection)
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_header_list_size(64 << 10)
+        .max_send_buffer_size(1 << 20);
+    let mut conn = match builder.handshake::<_, Bytes>(stream.compat()).await {
+        Ok(c) => c,
+        Err(e) => {
+            log_conn_error(peer, &e, "handshake");
+            return;
+        }
+    };
+    let mut draining = false;
+    let mut drain_deadline = None;
+    loop {
+        let next = if draining {
+            let wait = drain_deadline.map_or(Duration::ZERO, |d: Instant| d.saturating_duration_since(Instant::now()));
+            future::or(async { Some(conn.accept().await) }, async {
+                glommio::timer::sleep(wait).await;
+                None
+            })
+            .await
+        } else {
+            future::or(async { Some(conn.accept().await) }, async {
+                core.wait_shutdown().await;
+                None
+            })
+            .await
+        };
+        match next {
+            Some(Some(Ok((req, respond)))) => {
+                let core = Rc::clone(&core);
+                glommio::spawn_local(async move { handle_stream(req, respond, &core).await }).detach();
+            }
+            Some(Some(Err(e))) => {
+                log_conn_error(peer, &e, "connection");
+                return;
+            }
+            Some(None) => return,
+            None if !draining => {
+                conn.graceful_shutdown();
+                draining = true;
+                drain_deadline = Some(Instant::now() + Duration::from_millis(limits.drain_timeout_ms));
+            }
+            None => {
+                tracing::warn!(?peer, "drain timeout: closing a connection with requests still in flight");
+                return;
+            }
+        }
+    }
+}
+
+fn log_conn_error(peer: Option<std::net::SocketAddr>, e: &h2::Error, stage: &str) {
+    // A client that goes away mid-connection is normal life, not an error.
+    let benign = e.is_io() || e.is_go_away() || e.is_remote();
+    if benign {
+        tracing::debug!(?peer, error = %e, stage, "connection closed");
+    } else {
+        tracing::warn!(?peer, error = %e, stage, "connection error");
+    }
+}
+
+async fn handle_stream(req: Request<RecvStream>, mut respond: SendResponse<Bytes>, core: &CoreContext) {
+    let received = Instant::now();
+    let Some(_admitted) = core.admit_request() else {
+        let msg = format!(
+            "too many requests in flight on this core (limit {}); retry with backoff",
+            core.config.limits.inflight_requests_max_per_core
+        );
+        send_status(&mut respond, &Status::new(Code::ResourceExhausted, msg));
+        return;
+    };
+    let (parts, mut body) = req.into_parts();
+    let Some(method) = parts.uri.path().strip_prefix(SERVICE_PREFIX).map(str::to_string) else {
+        let msg = format!("unknown service or method path {:?}", parts.uri.path());
+        send_status(&mut respond, &Status::new(Code::Unimplemented, msg));
+        return;
+    };
+    let timeout = match parts.headers.get("grpc-timeout").map(|v| v.to_str().ok().and_then(grpc::parse_timeout)) {
+        None => None,
+        Some(Some(t)) => Some(t),
+        Some(None) => {
+            send_status(&mut respond, &Status::new(Code::InvalidArgument, "malformed grpc-timeout header"));
+            return;
+        }
+    };
+    let work = async {
+        let message = read_message(&mut body, core).await?;
+        // The body may have taken the whole deadline to arrive.
+        if timeout.is_some_and(|t| received.elapsed() >= t) {
+            return Err(deadline_status());
+        }
+        handlers::dispatch(core, &method, message).await
+    };
+    let outcome = match timeout {
+        None => work.await,
+        Some(t) => {
+            future::or(work, async {
+                glommio::timer::sleep(t.saturating_sub(received.elapsed())).await;
+                Err(deadline_status())
+            })
+            .await
+        }
+    };
+    match outcome {
+        Ok(frame) => {
+            if let Err(e) = send_message(&mut respond, frame).await {
+                tracing::debug!(error = %e, method, "response not delivered");
+            }
+        }
+        Err(status) => send_status(&mut respond, &status),
+    }
+}
+
+fn deadline_status() -> Status {
+    Status::new(Code::DeadlineExceeded, "deadline exceeded before the request completed")
+}
+
+/// Reads one unary request message within the size and in-flight budgets.
+async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes, Status> {
+    let max = core.config.limits.message_bytes_max;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut have = 0usize;
+    let mut announced: Option<usize> = None;
+    let mut budget = None;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| Status::new(Code::Cancelled, format!("request body not received: {e}")))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        have += chunk.len();
+        if have > max + PREFIX_BYTES {
+            return Err(grpc::FrameError::TooLarge { len: have - PREFIX_BYTES, max }.into());
+        }
+        if !core.admit_bytes(&mut budget, chunk.len()) {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                "this core is buffering too many request bytes; retry with backoff",
+            ));
+        }
+        chunks.push(chunk);
+        if announced.is_none() && have >= PREFIX_BYTES {
+            let mut prefix = [0u8; PREFIX_BYTES];
+            copy_prefix(&chunks, &mut prefix);
+            announced = Some(grpc::parse_prefix(&prefix, max)?);
+        }
+    }
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = BytesMut::with_capacity(have);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    };
+    let message_len = grpc::decode_unary(&body, max)?.len();
+    Ok(body.slice(PREFIX_BYTES..PREFIX_BYTES + message_len))
+}
+
+fn copy_prefix(chunks: &[Bytes], out: &mut [u8; PREFIX_BYTES]) {
+    let mut i = 0;
+    for b in chunks.iter().flat_map(|c| c.iter()).take(PREFIX_BYTES) {
+        out[i] = *b;
+        i += 1;
+    }
+}
+
+fn grpc_headers(extra: Option<&Status>) -> Response<()> {
+    let mut resp = Response::new(());
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    if let Some(status) = extra {
+        insert_status(h, status.code, &status.message);
+    }
+    resp
+}
+
+fn insert_status(h: &mut HeaderMap, code: Code, message: &str) {
+    h.insert("grpc-status", HeaderValue::from(code as u8 as u16));
+    if !message.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&grpc::percent_encode(message)) {
+            h.insert("grpc-message", v);
+        }
+    }
+}
+
+/// A trailers-only response carrying a non-OK status.
+fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
+    if let Err(e) = respond.send_response(grpc_headers(Some(status)), true) {
+        tracing::debug!(error = %e, "status not delivered");
+    }
+}
+
+/// Headers, the framed message under flow control, then OK trailers.
+async fn send_message(respond: &mut SendResponse<Bytes>, mut frame: Bytes) -> Result<(), h2::Error> {
+    let mut send = respond.send_response(grpc_headers(None), false)?;
+    while !frame.is_empty() {
+        send.reserve_capacity(frame.len());
+        let granted = match future::poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(granted) => granted?,
+            None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = frame.split_to(granted.min(frame.len()));
+        send.send_data(chunk, false)?;
+    }
+    let mut trailers = HeaderMap::new();
+    insert_status(&mut trailers, Code::Ok, "");
+    send.send_trailers(trailers)
+}

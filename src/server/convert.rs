@@ -1,0 +1,128 @@
+//! Conversion and validation between wire messages and engine types.
+//!
+//! Owns the request checks the contract asks for (non-empty tenant_id and
+//! key, size limits, well-formed clocks), each failing with a message that
+//! names the field, and the mapping of engine errors to wire error codes.
+
+use crate::config::LimitsConfig;
+use crate::engine::EngineError;
+use crate::model::{KeyRef, VectorClock, Version};
+use crate::proto;
+
+/// A request field that failed validation; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+/// Checks tenant_id and key against the limits and encodes their identity.
+pub fn key_ref(tenant_id: &str, key: &str, limits: &LimitsConfig) -> Result<KeyRef, Invalid> {
+    if tenant_id.is_empty() {
+        return Err(Invalid("tenant_id: must not be empty".into()));
+    }
+    if tenant_id.len() > limits.tenant_id_bytes_max {
+        return Err(Invalid(format!(
+            "tenant_id: {} bytes, at most {} allowed",
+            tenant_id.len(),
+            limits.tenant_id_bytes_max
+        )));
+    }
+    if key.is_empty() {
+        return Err(Invalid("key: must not be empty".into()));
+    }
+    if key.len() > limits.key_bytes_max {
+        return Err(Invalid(format!("key: {} bytes, at most {} allowed", key.len(), limits.key_bytes_max)));
+    }
+    Ok(KeyRef::new(tenant_id, key))
+}
+
+/// Checks a value's size.
+pub fn check_value(value: &[u8], limits: &LimitsConfig) -> Result<(), Invalid> {
+    if value.len() > limits.value_bytes_max {
+        return Err(Invalid(format!("value: {} bytes, at most {} allowed", value.len(), limits.value_bytes_max)));
+    }
+    Ok(())
+}
+
+/// A wire clock (absent = empty) as a validated [`VectorClock`].
+pub fn clock_from_wire(clock: Option<proto::VectorClock>, limits: &LimitsConfig) -> Result<VectorClock, Invalid> {
+    let entries = clock.map(|c| c.entries).unwrap_or_default();
+    VectorClock::from_entries(
+        entries.into_iter().map(|e| (e.coordinator_node_id, e.logical_timestamp)),
+        limits.clock_entries_max,
+    )
+    .map_err(|e| Invalid(e.to_string()))
+}
+
+/// A clock for the wire. Counters past `i64::MAX` are clamped (they cannot
+/// arise from wire input, which is never negative, plus increments).
+pub fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
+    proto::VectorClock {
+        entries: clock
+            .entries()
+            .iter()
+            .map(|(node, counter)| proto::VectorClockEntry {
+                coordinator_node_id: node.clone(),
+                logical_timestamp: i64::try_from(*counter).unwrap_or(i64::MAX),
+            })
+            .collect(),
+    }
+}
+
+/// One stored version as a wire entry.
+pub fn version_to_wire(tenant_id: &str, key: &str, v: &Version) -> proto::KeyValueEntry {
+    proto::KeyValueEntry {
+        tenant_id: tenant_id.to_string(),
+        key: key.to_string(),
+        value: v.value.clone().unwrap_or_default(),
+        vector_clock: Some(clock_to_wire(&v.clock)),
+        timestamp: v.timestamp_ms,
+        is_tombstone: v.is_tombstone(),
+    }
+}
+
+/// The wire error code for an engine error.
+pub fn error_code(e: &EngineError) -> proto::ErrorCode {
+    match e {
+        EngineError::Corrupted { .. } => proto::ErrorCode::CorruptedData,
+        EngineError::DiskFull => proto::ErrorCode::DiskFull,
+        EngineError::Overloaded { .. } => proto::ErrorCode::MemoryPressure,
+        EngineError::Internal { .. } => proto::ErrorCode::InternalError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let l = LimitsConfig::default();
+        assert!(key_ref("", "k", &l).unwrap_err().0.starts_with("tenant_id"));
+        assert!(key_ref("t", "", &l).unwrap_err().0.starts_with("key"));
+        let long = "k".repeat(l.key_bytes_max + 1);
+        assert!(key_ref("t", &long, &l).unwrap_err().0.starts_with("key"));
+        let big = vec![0u8; l.value_bytes_max + 1];
+        assert!(check_value(&big, &l).unwrap_err().0.starts_with("value"));
+        let dup = proto::VectorClock {
+            entries: vec![
+                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 1 },
+                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 2 },
+            ],
+        };
+        assert!(clock_from_wire(Some(dup), &l).unwrap_err().0.starts_with("vector_clock"));
+    }
+
+    #[test]
+    fn clock_round_trips() {
+        let l = LimitsConfig::default();
+        let wire = proto::VectorClock {
+            entries: vec![
+                proto::VectorClockEntry { coordinator_node_id: "b".into(), logical_timestamp: 2 },
+                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 1 },
+            ],
+        };
+        let clock = clock_from_wire(Some(wire), &l).unwrap();
+        let back = clock_to_wire(&clock);
+        assert_eq!(back.entries[0].coordinator_node_id, "a");
+        assert_eq!(clock_from_wire(Some(back), &l).unwrap(), clock);
+    }
+}

@@ -1,0 +1,219 @@
+//! The StorageNodeService methods: decode, validate, route, answer.
+//!
+//! Owns the contract's request semantics at the edge: which shard a request
+//! goes to (by ring token), which errors travel in the response body
+//! (`success = false` + `error_code`, gRPC status 0) and which are transport
+//! statuses (bad protobuf: INVALID_ARGUMENT; methods not built yet:
+//! UNIMPLEMENTED). Decoding happens once, on the core that received the
+//! request; the owning core gets typed [`ShardOp`]s.
+
+use super::context::CoreContext;
+use super::convert::{self, Invalid};
+use super::grpc::{encode_frame, Code, Status};
+use crate::engine::{PutClock, ShardOp, ShardReply};
+use crate::model::{owner_shard, KeyRef};
+use crate::proto;
+use bytes::Bytes;
+use prost::Message;
+use std::collections::HashMap;
+
+/// Method paths are `/storage.StorageNodeService/<Method>`.
+pub const SERVICE_PREFIX: &str = "/storage.StorageNodeService/";
+
+/// Handles one unary call; `body` is the request message without its prefix.
+/// Answers the framed response message, or a gRPC status.
+pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<Bytes, Status> {
+    match method {
+        "Write" => Ok(encode_frame(&write(core, decode(body)?).await)),
+        "Read" => Ok(encode_frame(&read(core, decode(body)?).await)),
+        "Delete" => Ok(encode_frame(&delete(core, decode(body)?).await)),
+        "Repair" => Ok(encode_frame(&repair(core, decode(body)?).await)),
+        "HealthCheck" => {
+            let _: proto::HealthCheckRequest = decode(body)?;
+            Ok(encode_frame(&health(core).await))
+        }
+        "ReplicateData" | "StreamKeys" | "GetKeyRange" | "DrainNode" | "StartStreaming" | "StopStreaming"
+        | "GetStreamStatus" | "NotifyStreamingComplete" => Err(Status::new(
+            Code::Unimplemented,
+            format!("{method} is not implemented on this node yet: data migration and streaming are planned"),
+        )),
+        other => Err(Status::new(Code::Unimplemented, format!("unknown method {other:?} of storage.StorageNodeService"))),
+    }
+}
+
+fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
+    M::decode(body).map_err(|e| Status::new(Code::InvalidArgument, format!("request is not a valid protobuf message: {e}")))
+}
+
+fn owner(core: &CoreContext, key: &KeyRef) -> usize {
+    owner_shard(key.token, core.router.shards())
+}
+
+/// Outcome of a put as the fields every put-like response shares.
+struct PutAnswer {
+    success: bool,
+    clock: Option<proto::VectorClock>,
+    error_message: String,
+    error_code: proto::ErrorCode,
+}
+
+impl PutAnswer {
+    fn invalid(e: Invalid) -> Self {
+        Self { success: false, clock: None, error_message: e.0, error_code: proto::ErrorCode::InvalidRequest }
+    }
+}
+
+async fn put(core: &CoreContext, key: Result<KeyRef, Invalid>, value: Option<Bytes>, clock: PutClock) -> PutAnswer {
+    let key = match key {
+        Ok(k) => k,
+        Err(e) => return PutAnswer::invalid(e),
+    };
+    let shard = owner(core, &key);
+    match core.router.call(shard, ShardOp::Put { key, value, clock }).await {
+        ShardReply::Put { clock, .. } => PutAnswer {
+            success: true,
+            clock: Some(convert::clock_to_wire(&clock)),
+            error_message: String::new(),
+            error_code: proto::ErrorCode::Unknown,
+        },
+        ShardReply::Failed(e) => PutAnswer {
+            success: false,
+            clock: None,
+            error_message: e.to_string(),
+            error_code: convert::error_code(&e),
+        },
+        other => PutAnswer {
+            success: false,
+            clock: None,
+            error_message: format!("internal error: unexpected shard reply {other:?}"),
+            error_code: proto::ErrorCode::InternalError,
+        },
+    }
+}
+
+/// Validates a Write/Delete clock: empty means blind.
+fn put_clock(clock: Option<proto::VectorClock>, core: &CoreContext) -> Result<PutClock, Invalid> {
+    let clock = convert::clock_from_wire(clock, &core.config.limits)?;
+    Ok(if clock.is_empty() { PutClock::Blind } else { PutClock::Given(clock) })
+}
+
+async fn write(core: &CoreContext, req: proto::WriteRequest) -> proto::WriteResponse {
+    let limits = &core.config.limits;
+    let checked = convert::key_ref(&req.tenant_id, &req.key, limits)
+        .and_then(|k| convert::check_value(&req.value, limits).map(|_| k))
+        .and_then(|k| put_clock(req.vector_clock, core).map(|c| (k, c)));
+    let a = match checked {
+        Ok((key, clock)) => put(core, Ok(key), Some(req.value), clock).await,
+        Err(e) => PutAnswer::invalid(e),
+    };
+    proto::WriteResponse {
+        success: a.success,
+        updated_vector_clock: a.clock,
+        error_message: a.error_message,
+        error_code: a.error_code as i32,
+    }
+}
+
+async fn delete(core: &CoreContext, req: proto::DeleteRequest) -> proto::DeleteResponse {
+    let checked = convert::key_ref(&req.tenant_id, &req.key, &core.config.limits)
+        .and_then(|k| put_clock(req.vector_clock, core).map(|c| (k, c)));
+    let a = match checked {
+        Ok((key, clock)) => put(core, Ok(key), None, clock).await,
+        Err(e) => PutAnswer::invalid(e),
+    };
+    proto::DeleteResponse {
+        success: a.success,
+        updated_vector_clock: a.clock,
+        error_message: a.error_message,
+        error_code: a.error_code as i32,
+    }
+}
+
+async fn repair(core: &CoreContext, req: proto::RepairRequest) -> proto::RepairResponse {
+    let limits = &core.config.limits;
+    let checked = convert::key_ref(&req.tenant_id, &req.key, limits)
+        .and_then(|k| convert::check_value(&req.value, limits).map(|_| k))
+        .and_then(|k| convert::clock_from_wire(req.vector_clock, limits).map(|c| (k, c)))
+        .and_then(|(k, c)| {
+            if c.is_empty() {
+                Err(Invalid("vector_clock: a repair must carry the version's clock (it is never stamped)".into()))
+            } else {
+                Ok((k, c))
+            }
+        });
+    let a = match checked {
+        Ok((key, clock)) => put(core, Ok(key), Some(req.value), PutClock::Given(clock)).await,
+        Err(e) => PutAnswer::invalid(e),
+    };
+    proto::RepairResponse { success: a.success, error_message: a.error_message, error_code: a.error_code as i32 }
+}
+
+async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadResponse {
+    let fail = |code: proto::ErrorCode, message: String| proto::ReadResponse {
+        success: false,
+        error_message: message,
+        error_code: code as i32,
+        ..Default::default()
+    };
+    let key = match convert::key_ref(&req.tenant_id, &req.key, &core.config.limits) {
+        Ok(k) => k,
+        Err(e) => return fail(proto::ErrorCode::InvalidRequest, e.0),
+    };
+    let shard = owner(core, &key);
+    let versions = match core.router.call(shard, ShardOp::Get { key }).await {
+        ShardReply::Get { versions } => versions,
+        ShardReply::Failed(e) => return fail(convert::error_code(&e), e.to_string()),
+        other => return fail(proto::ErrorCode::InternalError, format!("internal error: unexpected shard reply {other:?}")),
+    };
+    let set = versions;
+    let wire_versions: Vec<_> =
+        set.versions().iter().map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v)).collect();
+    let clock = (!set.is_empty()).then(|| convert::clock_to_wire(&set.merged_clock()));
+    match set.visible() {
+        Some(v) => proto::ReadResponse {
+            success: true,
+            value: v.value.clone().unwrap_or_default(),
+            vector_clock: clock,
+            error_message: String::new(),
+            error_code: proto::ErrorCode::Unknown as i32,
+            versions: wire_versions,
+            timestamp: v.timestamp_ms,
+        },
+        None => proto::ReadResponse {
+            success: false,
+            value: Bytes::new(),
+            vector_clock: clock,
+            error_message: "key not found".into(),
+            error_code: proto::ErrorCode::KeyNotFound as i32,
+            versions: wire_versions,
+            timestamp: 0,
+        },
+    }
+}
+
+async fn health(core: &CoreContext) -> proto::HealthResponse {
+    let mut metrics = HashMap::new();
+    metrics.insert("node_id".to_string(), core.config.node.node_id.clone());
+    metrics.insert("shards".to_string(), core.router.shards().to_string());
+    metrics.insert("uptime_s".to_string(), core.started.elapsed().as_secs().to_string());
+    metrics.insert("served_by_shard".to_string(), core.router.local_shard().id().to_string());
+    match core.router.all_stats().await {
+        Ok(stats) => {
+            let total_keys: u64 = stats.iter().map(|s| s.keys).sum();
+            metrics.insert("keys".to_string(), total_keys.to_string());
+            for s in stats {
+                let p = format!("shard.{}.", s.shard);
+                metrics.insert(format!("{p}keys"), s.keys.to_string());
+                metrics.insert(format!("{p}memtable_bytes"), s.memtable_bytes.to_string());
+                metrics.insert(format!("{p}requests_local"), s.requests_local.to_string());
+                metrics.insert(format!("{p}requests_forwarded_out"), s.requests_forwarded_out.to_string());
+                metrics.insert(format!("{p}requests_forwarded_in"), s.requests_forwarded_in.to_string());
+            }
+            proto::HealthResponse { healthy: true, status: "SERVING".into(), metrics }
+        }
+        Err(e) => {
+            metrics.insert("error".to_string(), e.to_string());
+            proto::HealthResponse { healthy: false, status: "DEGRADED".into(), metrics }
+        }
+    }
+}

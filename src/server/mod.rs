@@ -1,0 +1,11 @@
+//! The gRPC server: HTTP/2 connections, gRPC framing and the service methods.
+//!
+//! `grpc` and `convert` are pure; `conn` drives h2 on a glommio socket;
+//! `handlers` maps each method onto shard operations; `context` holds the
+//! per-core admission state all connections of a core share.
+
+pub mod context;
+pub mod conn;
+pub mod convert;
+pub mod grpc;
+pub mod handlers;
