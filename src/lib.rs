@@ -1,12 +1,12 @@
 //! PairDB storage node.
 //!
 //! Layout (pure parts first, glommio-facing parts thin):
-//! - [`model`]: vector clocks, versions, key identity and ring ownership (pure);
-//! - [`config`]: shards.toml schema, defaults and validation (pure);
-//! - [`engine`]: a shard's storage and the operations it executes;
-//! - [`server`]: gRPC over h2 on glommio sockets, and the service methods;
-//! - [`runtime`]: executors per core, channel mesh routing, shutdown;
-//! - [`telemetry`]: logging.
+//! - [`model`] holds vector clocks, versions, key identity and ring ownership (pure);
+//! - [`config`] holds shards.toml schema, defaults and validation (pure);
+//! - [`engine`] holds a shard's storage and the operations it executes;
+//! - [`server`] holds gRPC over h2 on glommio sockets, and the service methods;
+//! - [`runtime`] holds executors per core, channel mesh routing, shutdown;
+//! - [`telemetry`] holds logging.
 
 pub mod config;
 pub mod engine;

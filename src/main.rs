@@ -77,8 +77,9 @@ fn main() -> ExitCode {
     let flags = ShutdownFlags::default();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal while shutting down exits at once.
-        let registered = signal_hook::flag::register_conditional_shutdown(signal, 1, flags.requested.clone())
-            .and_then(|_| signal_hook::flag::register(signal, flags.requested.clone()));
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, 1, flags.requested.clone())
+                .and_then(|_| signal_hook::flag::register(signal, flags.requested.clone()));
         if let Err(e) = registered {
             eprintln!("pairdb-storage: cannot install the signal handler: {e}");
             return ExitCode::from(1);

@@ -102,6 +102,12 @@ struct Args {
     /// RNG seed for key choice and values (default: random).
     #[arg(long)]
     seed: Option<u64>,
+    /// Only wait for readiness (see --wait-ready-s), then exit.
+    #[arg(long)]
+    ready_only: bool,
+    /// Only write every key once (as --preload does), then exit.
+    #[arg(long)]
+    preload_only: bool,
     /// No live progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -118,7 +124,11 @@ impl Args {
         if self.connections == 0 || self.streams == 0 {
             return Err("--connections and --streams must be at least 1".into());
         }
-        if !(self.duration_s > 0.0) || self.warmup_s < 0.0 || self.wait_ready_s < 0.0 {
+        if !self.duration_s.is_finite()
+            || self.duration_s <= 0.0
+            || self.warmup_s < 0.0
+            || self.wait_ready_s < 0.0
+        {
             return Err("--duration-s must be > 0, --warmup-s and --wait-ready-s >= 0".into());
         }
         if !self.target.starts_with("http://") && !self.target.starts_with("https://") {
@@ -395,9 +405,17 @@ fn spawn_progress(ctx: Arc<Ctx>, started: Instant) -> tokio::task::JoinHandle<()
     })
 }
 
-async fn run(args: Args) -> Result<RunSummary, BoxError> {
+/// Runs what the flags ask for; None when there is no result to report
+/// (--ready-only, --preload-only).
+async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
     if args.wait_ready_s > 0.0 {
         wait_ready(&args).await?;
+        if !args.quiet {
+            eprintln!("{} is ready", args.target);
+        }
+    }
+    if args.ready_only {
+        return Ok(None);
     }
     let chooser = match args.distribution {
         Distribution::Uniform => KeyChooser::uniform(args.keys),
@@ -427,7 +445,7 @@ async fn run(args: Args) -> Result<RunSummary, BoxError> {
         completed: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     };
-    let preloaded = if args.preload && args.workload != Workload::Write {
+    let preloaded = if args.preload_only || (args.preload && args.workload != Workload::Write) {
         let shared = Arc::new(ctx);
         let n = preload(&clients, shared.clone()).await?;
         ctx = Arc::try_unwrap(shared).map_err(|_| "preload tasks still hold the context")?;
@@ -436,6 +454,9 @@ async fn run(args: Args) -> Result<RunSummary, BoxError> {
     } else {
         0
     };
+    if args.preload_only {
+        return Ok(None);
+    }
 
     let started = Instant::now();
     ctx.measure_start = started + Duration::from_secs_f64(args.warmup_s);
@@ -467,7 +488,7 @@ async fn run(args: Args) -> Result<RunSummary, BoxError> {
     let total_ops = write.as_ref().map_or(0, |o| o.ops) + read.as_ref().map_or(0, |o| o.ops);
     let errors = writes.errors + reads.errors;
     let targets = check_targets(write.as_ref(), read.as_ref());
-    Ok(RunSummary {
+    Ok(Some(RunSummary {
         label: args.label.clone(),
         target: args.target.clone(),
         workload: format!("{:?}", args.workload).to_lowercase(),
@@ -494,7 +515,7 @@ async fn run(args: Args) -> Result<RunSummary, BoxError> {
         write,
         read,
         targets,
-    })
+    }))
 }
 
 fn main() -> std::process::ExitCode {
@@ -517,7 +538,8 @@ fn main() -> std::process::ExitCode {
     };
     let json = args.json;
     match rt.block_on(run(args)) {
-        Ok(summary) => {
+        Ok(None) => std::process::ExitCode::SUCCESS,
+        Ok(Some(summary)) => {
             if json {
                 match serde_json::to_string(&summary) {
                     Ok(s) => println!("{s}"),

@@ -16,24 +16,40 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../shards.toml");
 /// A configuration problem, naming where it is and why.
 #[derive(Debug)]
 pub enum ConfigError {
-    Read { path: PathBuf, reason: String },
-    Parse { source: String, reason: String },
-    Invalid { source: String, key: &'static str, reason: String },
+    Read {
+        path: PathBuf,
+        reason: String,
+    },
+    Parse {
+        source: String,
+        reason: String,
+    },
+    Invalid {
+        source: String,
+        key: &'static str,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigError::Read { path, reason } => write!(f, "cannot read config file {}: {reason}", path.display()),
+            ConfigError::Read { path, reason } => {
+                write!(f, "cannot read config file {}: {reason}", path.display())
+            }
             ConfigError::Parse { source, reason } => write!(f, "config {source}: {reason}"),
-            ConfigError::Invalid { source, key, reason } => write!(f, "config {source}: key `{key}`: {reason}"),
+            ConfigError::Invalid {
+                source,
+                key,
+                reason,
+            } => write!(f, "config {source}: key `{key}`: {reason}"),
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub node: NodeConfig,
@@ -89,17 +105,6 @@ pub struct LoggingConfig {
     pub format: LogFormat,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeConfig::default(),
-            limits: LimitsConfig::default(),
-            runtime: RuntimeConfig::default(),
-            logging: LoggingConfig::default(),
-        }
-    }
-}
-
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
@@ -130,29 +135,40 @@ impl Default for LimitsConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { io_memory_bytes: 2 * 1024 * 1024, spin_before_park_us: 0, mesh_channel_capacity: 1024 }
+        Self {
+            io_memory_bytes: 2 * 1024 * 1024,
+            spin_before_park_us: 0,
+            mesh_channel_capacity: 1024,
+        }
     }
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
 impl Config {
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { source: source.to_string(), reason: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            source: source.to_string(),
+            reason: e.to_string(),
+        })?;
         config.validate(source)?;
         Ok(config)
     }
 
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -163,25 +179,47 @@ impl Config {
 
     /// Checks every cross-field and range rule; the first failure is returned.
     pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
-        let bad = |key: &'static str, reason: String| Err(ConfigError::Invalid { source: source.to_string(), key, reason });
+        let bad = |key: &'static str, reason: String| {
+            Err(ConfigError::Invalid {
+                source: source.to_string(),
+                key,
+                reason,
+            })
+        };
         let l = &self.limits;
-        if self.node.node_id.is_empty() || self.node.node_id.len() > crate::model::clock::NODE_ID_BYTES_MAX {
+        if self.node.node_id.is_empty()
+            || self.node.node_id.len() > crate::model::clock::NODE_ID_BYTES_MAX
+        {
             return bad("node.node_id", "must be 1 to 256 bytes".into());
         }
         if self.node.listen.parse::<SocketAddr>().is_err() {
-            return bad("node.listen", format!("{:?} is not HOST:PORT with an IP address", self.node.listen));
+            return bad(
+                "node.listen",
+                format!("{:?} is not HOST:PORT with an IP address", self.node.listen),
+            );
         }
         if self.node.data_dir.as_os_str().is_empty() {
             return bad("node.data_dir", "must not be empty".into());
         }
         if self.node.shards > 1024 {
-            return bad("node.shards", format!("{} is more than 1024", self.node.shards));
+            return bad(
+                "node.shards",
+                format!("{} is more than 1024", self.node.shards),
+            );
         }
         if l.message_bytes_max < 1024 || l.message_bytes_max > 1 << 30 {
-            return bad("limits.message_bytes_max", "must be between 1 KiB and 1 GiB".into());
+            return bad(
+                "limits.message_bytes_max",
+                "must be between 1 KiB and 1 GiB".into(),
+            );
         }
-        if l.tenant_id_bytes_max == 0 || l.tenant_id_bytes_max > crate::model::key::TENANT_ID_BYTES_LIMIT {
-            return bad("limits.tenant_id_bytes_max", "must be between 1 and 65535".into());
+        if l.tenant_id_bytes_max == 0
+            || l.tenant_id_bytes_max > crate::model::key::TENANT_ID_BYTES_LIMIT
+        {
+            return bad(
+                "limits.tenant_id_bytes_max",
+                "must be between 1 and 65535".into(),
+            );
         }
         if l.key_bytes_max == 0 {
             return bad("limits.key_bytes_max", "must be at least 1".into());
@@ -189,26 +227,39 @@ impl Config {
         if l.value_bytes_max >= l.message_bytes_max {
             return bad(
                 "limits.value_bytes_max",
-                format!("{} must be below limits.message_bytes_max ({})", l.value_bytes_max, l.message_bytes_max),
+                format!(
+                    "{} must be below limits.message_bytes_max ({})",
+                    l.value_bytes_max, l.message_bytes_max
+                ),
             );
         }
         if l.clock_entries_max == 0 {
             return bad("limits.clock_entries_max", "must be at least 1".into());
         }
         if l.inflight_requests_max_per_core == 0 {
-            return bad("limits.inflight_requests_max_per_core", "must be at least 1".into());
+            return bad(
+                "limits.inflight_requests_max_per_core",
+                "must be at least 1".into(),
+            );
         }
         if l.inflight_bytes_max_per_core < l.message_bytes_max {
             return bad(
                 "limits.inflight_bytes_max_per_core",
-                "must be at least limits.message_bytes_max, or no full-size message could be read".into(),
+                "must be at least limits.message_bytes_max, or no full-size message could be read"
+                    .into(),
             );
         }
         if l.connections_max_per_core == 0 {
-            return bad("limits.connections_max_per_core", "must be at least 1".into());
+            return bad(
+                "limits.connections_max_per_core",
+                "must be at least 1".into(),
+            );
         }
         if l.h2_streams_max_per_connection == 0 {
-            return bad("limits.h2_streams_max_per_connection", "must be at least 1".into());
+            return bad(
+                "limits.h2_streams_max_per_connection",
+                "must be at least 1".into(),
+            );
         }
         if self.runtime.mesh_channel_capacity == 0 {
             return bad("runtime.mesh_channel_capacity", "must be at least 1".into());
@@ -217,7 +268,13 @@ impl Config {
             return bad("runtime.io_memory_bytes", "must be at least 64 KiB".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
-            return bad("logging.level", format!("{:?} is not a level or filter directive", self.logging.level));
+            return bad(
+                "logging.level",
+                format!(
+                    "{:?} is not a level or filter directive",
+                    self.logging.level
+                ),
+            );
         }
         Ok(())
     }
@@ -243,23 +300,33 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse("[node]\nnode_idd = \"x\"\n", "f.toml").unwrap_err().to_string();
+        let err = Config::parse("[node]\nnode_idd = \"x\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("f.toml") && err.contains("node_idd"), "{err}");
     }
 
     #[test]
     fn bad_value_names_key_and_reason() {
-        let err = Config::parse("[limits]\nvalue_bytes_max = 99999999999\n", "f.toml").unwrap_err().to_string();
+        let err = Config::parse("[limits]\nvalue_bytes_max = 99999999999\n", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.value_bytes_max"), "{err}");
-        let err = Config::parse("[node]\nlisten = \"nowhere\"\n", "f.toml").unwrap_err().to_string();
+        let err = Config::parse("[node]\nlisten = \"nowhere\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("node.listen"), "{err}");
-        let err = Config::parse("[logging]\nformat = \"xml\"\n", "f.toml").unwrap_err().to_string();
+        let err = Config::parse("[logging]\nformat = \"xml\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("xml"), "{err}");
     }
 
     #[test]
     fn missing_file_is_named() {
-        let err = Config::load(Path::new("/nonexistent/shards.toml")).unwrap_err().to_string();
+        let err = Config::load(Path::new("/nonexistent/shards.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/shards.toml"), "{err}");
     }
 }

@@ -37,7 +37,11 @@ impl Memtable {
     /// and the versions the key holds afterwards.
     pub fn apply(&mut self, key: &Bytes, version: Version) -> (ApplyOutcome, &VersionSet) {
         let set = self.map.entry(key.clone()).or_default();
-        let before = if set.is_empty() { 0 } else { entry_bytes(key, set) };
+        let before = if set.is_empty() {
+            0
+        } else {
+            entry_bytes(key, set)
+        };
         let outcome = set.apply(version);
         let after = entry_bytes(key, set);
         self.bytes = self.bytes - before + after;

@@ -21,8 +21,14 @@ pub enum PutClock {
 #[derive(Debug, Clone)]
 pub enum ShardOp {
     /// Write, Delete (value `None`) and Repair all reconcile one version.
-    Put { key: KeyRef, value: Option<Bytes>, clock: PutClock },
-    Get { key: KeyRef },
+    Put {
+        key: KeyRef,
+        value: Option<Bytes>,
+        clock: PutClock,
+    },
+    Get {
+        key: KeyRef,
+    },
     Stats,
 }
 
@@ -45,9 +51,14 @@ pub struct ShardStats {
 pub enum ShardReply {
     /// After a put: whether it was stored, and the merged clock of every
     /// version the key keeps.
-    Put { stored: bool, clock: VectorClock },
+    Put {
+        stored: bool,
+        clock: VectorClock,
+    },
     /// Every stored version of the key (tombstones included).
-    Get { versions: VersionSet },
+    Get {
+        versions: VersionSet,
+    },
     Stats(ShardStats),
     Failed(super::EngineError),
 }

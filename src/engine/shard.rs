@@ -44,7 +44,12 @@ pub fn now_unix_ms() -> i64 {
 
 impl Shard {
     pub fn new(id: usize, node_id: String) -> Self {
-        Self { id, node_id, memtable: RefCell::new(Memtable::new()), counters: ShardCounters::default() }
+        Self {
+            id,
+            node_id,
+            memtable: RefCell::new(Memtable::new()),
+            counters: ShardCounters::default(),
+        }
     }
 
     pub fn id(&self) -> usize {
@@ -67,9 +72,16 @@ impl Shard {
                         }
                     },
                 };
-                let version = Version { clock, timestamp_ms: now_unix_ms(), value };
+                let version = Version {
+                    clock,
+                    timestamp_ms: now_unix_ms(),
+                    value,
+                };
                 let (outcome, set) = mem.apply(&key.storage_key, version);
-                ShardReply::Put { stored: matches!(outcome, ApplyOutcome::Stored { .. }), clock: set.merged_clock() }
+                ShardReply::Put {
+                    stored: matches!(outcome, ApplyOutcome::Stored { .. }),
+                    clock: set.merged_clock(),
+                }
             }
             ShardOp::Get { key } => {
                 let mem = self.memtable.borrow();
@@ -112,11 +124,17 @@ mod tests {
             value: Some(Bytes::from_static(v.as_bytes())),
             clock: PutClock::Blind,
         };
-        let ShardReply::Put { clock: c1, .. } = run(shard.execute(put("a"))) else { panic!() };
-        let ShardReply::Put { clock: c2, .. } = run(shard.execute(put("b"))) else { panic!() };
+        let ShardReply::Put { clock: c1, .. } = run(shard.execute(put("a"))) else {
+            panic!()
+        };
+        let ShardReply::Put { clock: c2, .. } = run(shard.execute(put("b"))) else {
+            panic!()
+        };
         assert_eq!(c1.get("n1"), 1);
         assert_eq!(c2.get("n1"), 2);
-        let ShardReply::Get { versions } = run(shard.execute(ShardOp::Get { key })) else { panic!() };
+        let ShardReply::Get { versions } = run(shard.execute(ShardOp::Get { key })) else {
+            panic!()
+        };
         assert_eq!(versions.len(), 1);
         assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"b"[..]));
     }
@@ -126,8 +144,18 @@ mod tests {
         let shard = Shard::new(0, "n1".into());
         let key = KeyRef::new("t", "k");
         let clock = VectorClock::from_entries([("c".to_string(), 4)], 8).unwrap();
-        let op = ShardOp::Put { key, value: None, clock: PutClock::Given(clock.clone()) };
-        let ShardReply::Put { stored, clock: answered } = run(shard.execute(op)) else { panic!() };
+        let op = ShardOp::Put {
+            key,
+            value: None,
+            clock: PutClock::Given(clock.clone()),
+        };
+        let ShardReply::Put {
+            stored,
+            clock: answered,
+        } = run(shard.execute(op))
+        else {
+            panic!()
+        };
         assert!(stored);
         assert_eq!(answered, clock);
     }

@@ -34,18 +34,29 @@ pub enum ClockError {
 impl std::fmt::Display for ClockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClockError::EmptyNodeId => write!(f, "vector_clock: an entry has an empty coordinator_node_id"),
+            ClockError::EmptyNodeId => {
+                write!(f, "vector_clock: an entry has an empty coordinator_node_id")
+            }
             ClockError::NegativeCounter { node_id } => {
-                write!(f, "vector_clock: entry {node_id:?} has a negative logical_timestamp")
+                write!(
+                    f,
+                    "vector_clock: entry {node_id:?} has a negative logical_timestamp"
+                )
             }
             ClockError::DuplicateNodeId { node_id } => {
-                write!(f, "vector_clock: coordinator_node_id {node_id:?} appears more than once")
+                write!(
+                    f,
+                    "vector_clock: coordinator_node_id {node_id:?} appears more than once"
+                )
             }
             ClockError::TooManyEntries { entries, max } => {
                 write!(f, "vector_clock: {entries} entries, at most {max} allowed")
             }
             ClockError::NodeIdTooLong { bytes, max } => {
-                write!(f, "vector_clock: a coordinator_node_id of {bytes} bytes, at most {max} allowed")
+                write!(
+                    f,
+                    "vector_clock: a coordinator_node_id of {bytes} bytes, at most {max} allowed"
+                )
             }
         }
     }
@@ -77,21 +88,31 @@ impl VectorClock {
         let mut out: Vec<(String, u64)> = Vec::new();
         for (node_id, counter) in entries {
             if out.len() >= entries_max {
-                return Err(ClockError::TooManyEntries { entries: out.len() + 1, max: entries_max });
+                return Err(ClockError::TooManyEntries {
+                    entries: out.len() + 1,
+                    max: entries_max,
+                });
             }
             if node_id.is_empty() {
                 return Err(ClockError::EmptyNodeId);
             }
             if node_id.len() > NODE_ID_BYTES_MAX {
-                return Err(ClockError::NodeIdTooLong { bytes: node_id.len(), max: NODE_ID_BYTES_MAX });
+                return Err(ClockError::NodeIdTooLong {
+                    bytes: node_id.len(),
+                    max: NODE_ID_BYTES_MAX,
+                });
             }
-            let counter = u64::try_from(counter).map_err(|_| ClockError::NegativeCounter { node_id: node_id.clone() })?;
+            let counter = u64::try_from(counter).map_err(|_| ClockError::NegativeCounter {
+                node_id: node_id.clone(),
+            })?;
             out.push((node_id, counter));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         for pair in out.windows(2) {
             if pair[0].0 == pair[1].0 {
-                return Err(ClockError::DuplicateNodeId { node_id: pair[0].0.clone() });
+                return Err(ClockError::DuplicateNodeId {
+                    node_id: pair[0].0.clone(),
+                });
             }
         }
         out.retain(|(_, c)| *c != 0);
@@ -109,7 +130,10 @@ impl VectorClock {
 
     /// The counter for `node_id` (zero when absent).
     pub fn get(&self, node_id: &str) -> u64 {
-        match self.entries.binary_search_by(|(n, _)| n.as_str().cmp(node_id)) {
+        match self
+            .entries
+            .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
+        {
             Ok(i) => self.entries[i].1,
             Err(_) => 0,
         }
@@ -117,7 +141,10 @@ impl VectorClock {
 
     /// Adds one to `node_id`'s counter (saturating at `u64::MAX`).
     pub fn increment(&mut self, node_id: &str) {
-        match self.entries.binary_search_by(|(n, _)| n.as_str().cmp(node_id)) {
+        match self
+            .entries
+            .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
+        {
             Ok(i) => self.entries[i].1 = self.entries[i].1.saturating_add(1),
             Err(i) => self.entries.insert(i, (node_id.to_string(), 1)),
         }
@@ -206,7 +233,10 @@ impl VectorClock {
 
     /// Approximate heap bytes, for memtable accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.iter().map(|(n, _)| n.len() + 8 + std::mem::size_of::<(String, u64)>()).sum()
+        self.entries
+            .iter()
+            .map(|(n, _)| n.len() + 8 + std::mem::size_of::<(String, u64)>())
+            .sum()
     }
 }
 
@@ -224,10 +254,22 @@ mod tests {
         assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("a", 1)])), Causality::Equal);
         assert_eq!(vc(&[("a", 2)]).compare(&vc(&[("a", 1)])), Causality::After);
         assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("a", 2)])), Causality::Before);
-        assert_eq!(vc(&[("a", 1)]).compare(&vc(&[("b", 1)])), Causality::Concurrent);
-        assert_eq!(vc(&[("a", 1), ("b", 1)]).compare(&vc(&[("b", 1)])), Causality::After);
-        assert_eq!(VectorClock::new().compare(&vc(&[("a", 1)])), Causality::Before);
-        assert_eq!(VectorClock::new().compare(&VectorClock::new()), Causality::Equal);
+        assert_eq!(
+            vc(&[("a", 1)]).compare(&vc(&[("b", 1)])),
+            Causality::Concurrent
+        );
+        assert_eq!(
+            vc(&[("a", 1), ("b", 1)]).compare(&vc(&[("b", 1)])),
+            Causality::After
+        );
+        assert_eq!(
+            VectorClock::new().compare(&vc(&[("a", 1)])),
+            Causality::Before
+        );
+        assert_eq!(
+            VectorClock::new().compare(&VectorClock::new()),
+            Causality::Equal
+        );
     }
 
     #[test]
@@ -239,10 +281,23 @@ mod tests {
     #[test]
     fn malformed_clocks_are_refused() {
         let dup = VectorClock::from_entries([("a".into(), 1), ("a".into(), 2)], 64);
-        assert_eq!(dup, Err(ClockError::DuplicateNodeId { node_id: "a".into() }));
+        assert_eq!(
+            dup,
+            Err(ClockError::DuplicateNodeId {
+                node_id: "a".into()
+            })
+        );
         let neg = VectorClock::from_entries([("a".into(), -1)], 64);
-        assert_eq!(neg, Err(ClockError::NegativeCounter { node_id: "a".into() }));
-        assert_eq!(VectorClock::from_entries([(String::new(), 1)], 64), Err(ClockError::EmptyNodeId));
+        assert_eq!(
+            neg,
+            Err(ClockError::NegativeCounter {
+                node_id: "a".into()
+            })
+        );
+        assert_eq!(
+            VectorClock::from_entries([(String::new(), 1)], 64),
+            Err(ClockError::EmptyNodeId)
+        );
         let many = VectorClock::from_entries((0..3).map(|i| (format!("n{i}"), 1)), 2);
         assert_eq!(many, Err(ClockError::TooManyEntries { entries: 3, max: 2 }));
         let long = VectorClock::from_entries([("x".repeat(NODE_ID_BYTES_MAX + 1), 1)], 64);

@@ -27,7 +27,10 @@ impl KeyRef {
     /// Encodes the pair. Callers validate lengths first; a tenant id longer
     /// than [`TENANT_ID_BYTES_LIMIT`] is a programming error upstream.
     pub fn new(tenant_id: &str, key: &str) -> Self {
-        Self { storage_key: encode_storage_key(tenant_id, key), token: ring_token(tenant_id, key) }
+        Self {
+            storage_key: encode_storage_key(tenant_id, key),
+            token: ring_token(tenant_id, key),
+        }
     }
 
     /// The (tenant_id, key) pair back from the storage key.
@@ -51,7 +54,10 @@ pub fn decode_storage_key(raw: &[u8]) -> Option<(&str, &str)> {
     let len = u16::from_be_bytes([*raw.first()?, *raw.get(1)?]) as usize;
     let tenant = raw.get(2..2 + len)?;
     let key = raw.get(2 + len..)?;
-    Some((std::str::from_utf8(tenant).ok()?, std::str::from_utf8(key).ok()?))
+    Some((
+        std::str::from_utf8(tenant).ok()?,
+        std::str::from_utf8(key).ok()?,
+    ))
 }
 
 /// The coordinators' ring token: first 8 bytes, big-endian, of
@@ -81,18 +87,18 @@ mod tests {
 
     #[test]
     fn tenant_boundaries_never_collide() {
-        assert_ne!(encode_storage_key("t:a", "b"), encode_storage_key("t", "a:b"));
+        assert_ne!(
+            encode_storage_key("t:a", "b"),
+            encode_storage_key("t", "a:b")
+        );
         assert_ne!(encode_storage_key("", "ab"), encode_storage_key("a", "b"));
     }
 
     #[test]
     fn token_matches_sha256_prefix() {
-        // SHA-256("t:k") = 0x6f6a8d1d...; checked independently with sha256sum.
-        let expected = {
-            let d = Sha256::digest(b"t:k");
-            u64::from_be_bytes(d[..8].try_into().unwrap())
-        };
-        assert_eq!(ring_token("t", "k"), expected);
+        // Expected values from `printf '%s' 't:k' | sha256sum` (first 8 bytes).
+        assert_eq!(ring_token("t", "k"), 0x21da_4549_2b9a_16b3);
+        assert_eq!(ring_token("tenant-1", "user:42"), 0x877e_3c69_6cf4_0903);
     }
 
     #[test]

@@ -27,7 +27,9 @@ impl Version {
 
     /// Approximate heap bytes, for memtable accounting.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.clock.heap_bytes() + self.value.as_ref().map_or(0, |v| v.len())
+        std::mem::size_of::<Self>()
+            + self.clock.heap_bytes()
+            + self.value.as_ref().map_or(0, |v| v.len())
     }
 
     /// Deterministic order for choosing which sibling a plain read answers:
@@ -90,7 +92,11 @@ impl VersionSet {
     /// changes nothing; otherwise every stored version it descends is replaced
     /// and concurrent ones stay beside it as siblings.
     pub fn apply(&mut self, incoming: Version) -> ApplyOutcome {
-        if self.versions.iter().any(|v| v.clock.descends(&incoming.clock)) {
+        if self
+            .versions
+            .iter()
+            .any(|v| v.clock.descends(&incoming.clock))
+        {
             return ApplyOutcome::Stale;
         }
         let before = self.versions.len();
@@ -144,14 +150,24 @@ mod tests {
     }
 
     fn ver(pairs: &[(&str, i64)], ts: i64, value: Option<&'static str>) -> Version {
-        Version { clock: vc(pairs), timestamp_ms: ts, value: value.map(Bytes::from_static) }
+        Version {
+            clock: vc(pairs),
+            timestamp_ms: ts,
+            value: value.map(|s| Bytes::from_static(s.as_bytes())),
+        }
     }
 
     #[test]
     fn newer_version_replaces_older() {
         let mut set = VersionSet::new();
-        assert_eq!(set.apply(ver(&[("a", 1)], 1, Some("x"))), ApplyOutcome::Stored { replaced: 0 });
-        assert_eq!(set.apply(ver(&[("a", 2)], 2, Some("y"))), ApplyOutcome::Stored { replaced: 1 });
+        assert_eq!(
+            set.apply(ver(&[("a", 1)], 1, Some("x"))),
+            ApplyOutcome::Stored { replaced: 0 }
+        );
+        assert_eq!(
+            set.apply(ver(&[("a", 2)], 2, Some("y"))),
+            ApplyOutcome::Stored { replaced: 1 }
+        );
         assert_eq!(set.len(), 1);
         assert_eq!(set.visible().unwrap().value.as_deref(), Some(&b"y"[..]));
     }
@@ -160,8 +176,14 @@ mod tests {
     fn stale_and_repeated_writes_change_nothing() {
         let mut set = VersionSet::new();
         set.apply(ver(&[("a", 2)], 1, Some("x")));
-        assert_eq!(set.apply(ver(&[("a", 1)], 5, Some("old"))), ApplyOutcome::Stale);
-        assert_eq!(set.apply(ver(&[("a", 2)], 5, Some("again"))), ApplyOutcome::Stale);
+        assert_eq!(
+            set.apply(ver(&[("a", 1)], 5, Some("old"))),
+            ApplyOutcome::Stale
+        );
+        assert_eq!(
+            set.apply(ver(&[("a", 2)], 5, Some("again"))),
+            ApplyOutcome::Stale
+        );
         assert_eq!(set.len(), 1);
         assert_eq!(set.visible().unwrap().value.as_deref(), Some(&b"x"[..]));
     }
@@ -188,7 +210,11 @@ mod tests {
         for v in set.versions() {
             assert_eq!(clock.compare(&v.clock), Causality::After);
         }
-        set.apply(Version { clock, timestamp_ms: 2, value: None });
+        set.apply(Version {
+            clock,
+            timestamp_ms: 2,
+            value: None,
+        });
         assert_eq!(set.len(), 1);
         assert!(set.visible().is_none());
     }

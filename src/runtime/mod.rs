@@ -55,20 +55,33 @@ pub struct ShutdownFlags {
 
 /// CPUs this process may run on (its affinity mask), at least 1.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Runs the node until shutdown completes on every core.
 pub fn run(config: Config, shards: usize, flags: ShutdownFlags) -> Result<(), RuntimeError> {
-    let addr = port::probe(config.listen_addr().map_err(|e| RuntimeError::Executors(e.to_string()))?)
-        .map_err(RuntimeError::Port)?;
+    let addr = port::probe(
+        config
+            .listen_addr()
+            .map_err(|e| RuntimeError::Executors(e.to_string()))?,
+    )
+    .map_err(RuntimeError::Port)?;
     std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
-        RuntimeError::Executors(format!("cannot create data_dir {}: {e}", config.node.data_dir.display()))
+        RuntimeError::Executors(format!(
+            "cannot create data_dir {}: {e}",
+            config.node.data_dir.display()
+        ))
     })?;
     let placement = if shards <= available_cores() {
         PoolPlacement::MaxSpread(shards, None)
     } else {
-        tracing::warn!(shards, cores = available_cores(), "more shards than cores: executors are not pinned");
+        tracing::warn!(
+            shards,
+            cores = available_cores(),
+            "more shards than cores: executors are not pinned"
+        );
         PoolPlacement::Unbound(shards)
     };
     let mesh = MeshBuilder::<MeshMsg, _>::full(shards, config.runtime.mesh_channel_capacity);
@@ -121,8 +134,10 @@ async fn core_main(
     if let Some(r) = receivers {
         router.spawn_receivers(r);
     }
-    let listener = glommio::net::TcpListener::bind(addr)
-        .map_err(|e| RuntimeError::Core { shard: shard_id, reason: format!("cannot bind {addr}: {e}") })?;
+    let listener = glommio::net::TcpListener::bind(addr).map_err(|e| RuntimeError::Core {
+        shard: shard_id,
+        reason: format!("cannot bind {addr}: {e}"),
+    })?;
     let core = Rc::new(CoreContext::new(config, Rc::clone(&router), started));
     tracing::info!(shard = shard_id, %addr, "core serving");
 
@@ -168,7 +183,11 @@ async fn core_main(
     }
     drop(listener);
     watcher.await;
-    tracing::info!(shard = shard_id, connections = core.connections(), "draining");
+    tracing::info!(
+        shard = shard_id,
+        connections = core.connections(),
+        "draining"
+    );
     let drain = Duration::from_millis(core.config.limits.drain_timeout_ms);
     let deadline = Instant::now() + drain;
     while core.connections() > 0 && Instant::now() < deadline {

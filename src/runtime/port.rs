@@ -30,9 +30,15 @@ impl std::error::Error for PortError {}
 /// Checks `addr` is free and returns it with port 0 resolved.
 pub fn probe(addr: SocketAddr) -> Result<SocketAddr, PortError> {
     match TcpListener::bind(addr) {
-        Ok(l) => l.local_addr().map_err(|e| PortError::Bind { addr, reason: e.to_string() }),
+        Ok(l) => l.local_addr().map_err(|e| PortError::Bind {
+            addr,
+            reason: e.to_string(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(PortError::InUse { addr }),
-        Err(e) => Err(PortError::Bind { addr, reason: e.to_string() }),
+        Err(e) => Err(PortError::Bind {
+            addr,
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -11,8 +11,8 @@
 //!   (deadline, disconnect), so the table holds only live calls;
 //! - the mesh channels are bounded: a full channel makes the sender wait.
 
-use crate::engine::{EngineError, Shard, ShardOp, ShardReply, ShardStats};
 use crate::engine::shard::ShardCounters;
+use crate::engine::{EngineError, Shard, ShardOp, ShardReply, ShardStats};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use std::cell::{Cell, RefCell};
@@ -49,7 +49,13 @@ impl Drop for PendingGuard<'_> {
 impl Router {
     /// `senders` is `None` only when there is a single shard.
     pub fn new(shard: Rc<Shard>, shards: usize, senders: Option<Senders<MeshMsg>>) -> Self {
-        Self { shard, shards, senders, pending: RefCell::default(), next_id: Cell::new(0) }
+        Self {
+            shard,
+            shards,
+            senders,
+            pending: RefCell::default(),
+            next_id: Cell::new(0),
+        }
     }
 
     pub fn shards(&self) -> usize {
@@ -70,7 +76,9 @@ impl Router {
             return self.shard.execute(op).await;
         }
         let Some(senders) = &self.senders else {
-            return ShardReply::Failed(EngineError::Internal { what: format!("no mesh to reach shard {owner}") });
+            return ShardReply::Failed(EngineError::Internal {
+                what: format!("no mesh to reach shard {owner}"),
+            });
         };
         if counts {
             ShardCounters::bump(&self.shard.counters.requests_forwarded_out);
@@ -80,12 +88,20 @@ impl Router {
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(id, tx);
         let _guard = PendingGuard { router: self, id };
-        if senders.send_to(owner, MeshMsg::Call { id, op }).await.is_err() {
-            return ShardReply::Failed(EngineError::Internal { what: format!("shard {owner} is not reachable") });
+        if senders
+            .send_to(owner, MeshMsg::Call { id, op })
+            .await
+            .is_err()
+        {
+            return ShardReply::Failed(EngineError::Internal {
+                what: format!("shard {owner} is not reachable"),
+            });
         }
         match rx.await {
             Ok(reply) => reply,
-            Err(_) => ShardReply::Failed(EngineError::Internal { what: format!("shard {owner} dropped the request") }),
+            Err(_) => ShardReply::Failed(EngineError::Internal {
+                what: format!("shard {owner} dropped the request"),
+            }),
         }
     }
 
@@ -97,7 +113,11 @@ impl Router {
             match reply {
                 ShardReply::Stats(s) => out.push(s),
                 ShardReply::Failed(e) => return Err(e),
-                other => return Err(EngineError::Internal { what: format!("unexpected stats reply {other:?}") }),
+                other => {
+                    return Err(EngineError::Internal {
+                        what: format!("unexpected stats reply {other:?}"),
+                    })
+                }
             }
         }
         Ok(out)
@@ -127,7 +147,11 @@ impl Router {
                 glommio::spawn_local(async move {
                     let reply = router.shard.execute(op).await;
                     if let Some(senders) = &router.senders {
-                        if senders.send_to(peer, MeshMsg::Reply { id, reply }).await.is_err() {
+                        if senders
+                            .send_to(peer, MeshMsg::Reply { id, reply })
+                            .await
+                            .is_err()
+                        {
                             tracing::debug!(peer, "reply dropped: peer core closed its channel");
                         }
                     }

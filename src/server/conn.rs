@@ -47,7 +47,9 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
     let mut drain_deadline = None;
     loop {
         let next = if draining {
-            let wait = drain_deadline.map_or(Duration::ZERO, |d: Instant| d.saturating_duration_since(Instant::now()));
+            let wait = drain_deadline.map_or(Duration::ZERO, |d: Instant| {
+                d.saturating_duration_since(Instant::now())
+            });
             future::or(async { Some(conn.accept().await) }, async {
                 glommio::timer::sleep(wait).await;
                 None
@@ -63,7 +65,8 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
         match next {
             Some(Some(Ok((req, respond)))) => {
                 let core = Rc::clone(&core);
-                glommio::spawn_local(async move { handle_stream(req, respond, &core).await }).detach();
+                glommio::spawn_local(async move { handle_stream(req, respond, &core).await })
+                    .detach();
             }
             Some(Some(Err(e))) => {
                 log_conn_error(peer, &e, "connection");
@@ -73,10 +76,14 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
             None if !draining => {
                 conn.graceful_shutdown();
                 draining = true;
-                drain_deadline = Some(Instant::now() + Duration::from_millis(limits.drain_timeout_ms));
+                drain_deadline =
+                    Some(Instant::now() + Duration::from_millis(limits.drain_timeout_ms));
             }
             None => {
-                tracing::warn!(?peer, "drain timeout: closing a connection with requests still in flight");
+                tracing::warn!(
+                    ?peer,
+                    "drain timeout: closing a connection with requests still in flight"
+                );
                 return;
             }
         }
@@ -93,7 +100,11 @@ fn log_conn_error(peer: Option<std::net::SocketAddr>, e: &h2::Error, stage: &str
     }
 }
 
-async fn handle_stream(req: Request<RecvStream>, mut respond: SendResponse<Bytes>, core: &CoreContext) {
+async fn handle_stream(
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    core: &CoreContext,
+) {
     let received = Instant::now();
     let Some(_admitted) = core.admit_request() else {
         let msg = format!(
@@ -104,16 +115,28 @@ async fn handle_stream(req: Request<RecvStream>, mut respond: SendResponse<Bytes
         return;
     };
     let (parts, mut body) = req.into_parts();
-    let Some(method) = parts.uri.path().strip_prefix(SERVICE_PREFIX).map(str::to_string) else {
+    let Some(method) = parts
+        .uri
+        .path()
+        .strip_prefix(SERVICE_PREFIX)
+        .map(str::to_string)
+    else {
         let msg = format!("unknown service or method path {:?}", parts.uri.path());
         send_status(&mut respond, &Status::new(Code::Unimplemented, msg));
         return;
     };
-    let timeout = match parts.headers.get("grpc-timeout").map(|v| v.to_str().ok().and_then(grpc::parse_timeout)) {
+    let timeout = match parts
+        .headers
+        .get("grpc-timeout")
+        .map(|v| v.to_str().ok().and_then(grpc::parse_timeout))
+    {
         None => None,
         Some(Some(t)) => Some(t),
         Some(None) => {
-            send_status(&mut respond, &Status::new(Code::InvalidArgument, "malformed grpc-timeout header"));
+            send_status(
+                &mut respond,
+                &Status::new(Code::InvalidArgument, "malformed grpc-timeout header"),
+            );
             return;
         }
     };
@@ -146,7 +169,10 @@ async fn handle_stream(req: Request<RecvStream>, mut respond: SendResponse<Bytes
 }
 
 fn deadline_status() -> Status {
-    Status::new(Code::DeadlineExceeded, "deadline exceeded before the request completed")
+    Status::new(
+        Code::DeadlineExceeded,
+        "deadline exceeded before the request completed",
+    )
 }
 
 /// Reads one unary request message within the size and in-flight budgets.
@@ -157,11 +183,16 @@ async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes
     let mut announced: Option<usize> = None;
     let mut budget = None;
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| Status::new(Code::Cancelled, format!("request body not received: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| Status::new(Code::Cancelled, format!("request body not received: {e}")))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         have += chunk.len();
         if have > max + PREFIX_BYTES {
-            return Err(grpc::FrameError::TooLarge { len: have - PREFIX_BYTES, max }.into());
+            return Err(grpc::FrameError::TooLarge {
+                len: have - PREFIX_BYTES,
+                max,
+            }
+            .into());
         }
         if !core.admit_bytes(&mut budget, chunk.len()) {
             return Err(Status::new(
@@ -192,10 +223,9 @@ async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes
 }
 
 fn copy_prefix(chunks: &[Bytes], out: &mut [u8; PREFIX_BYTES]) {
-    let mut i = 0;
-    for b in chunks.iter().flat_map(|c| c.iter()).take(PREFIX_BYTES) {
-        out[i] = *b;
-        i += 1;
+    let bytes = chunks.iter().flat_map(|c| c.iter());
+    for (slot, b) in out.iter_mut().zip(bytes) {
+        *slot = *b;
     }
 }
 
@@ -226,7 +256,10 @@ fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
 }
 
 /// Headers, the framed message under flow control, then OK trailers.
-async fn send_message(respond: &mut SendResponse<Bytes>, mut frame: Bytes) -> Result<(), h2::Error> {
+async fn send_message(
+    respond: &mut SendResponse<Bytes>,
+    mut frame: Bytes,
+) -> Result<(), h2::Error> {
     let mut send = respond.send_response(grpc_headers(None), false)?;
     while !frame.is_empty() {
         send.reserve_capacity(frame.len());

@@ -69,7 +69,11 @@ impl CoreContext {
 
     /// Admits a connection, or `None` at `connections_max_per_core`.
     pub fn admit_connection(&self) -> Option<Admission<'_>> {
-        admit(&self.connections, 1, self.config.limits.connections_max_per_core)
+        admit(
+            &self.connections,
+            1,
+            self.config.limits.connections_max_per_core,
+        )
     }
 
     pub fn connections(&self) -> usize {
@@ -78,7 +82,11 @@ impl CoreContext {
 
     /// Admits a request, or `None` at `inflight_requests_max_per_core`.
     pub fn admit_request(&self) -> Option<Admission<'_>> {
-        admit(&self.inflight_requests, 1, self.config.limits.inflight_requests_max_per_core)
+        admit(
+            &self.inflight_requests,
+            1,
+            self.config.limits.inflight_requests_max_per_core,
+        )
     }
 
     /// Admits `bytes` more of buffered request body into `guard`, or `false`

@@ -29,7 +29,11 @@ pub fn key_ref(tenant_id: &str, key: &str, limits: &LimitsConfig) -> Result<KeyR
         return Err(Invalid("key: must not be empty".into()));
     }
     if key.len() > limits.key_bytes_max {
-        return Err(Invalid(format!("key: {} bytes, at most {} allowed", key.len(), limits.key_bytes_max)));
+        return Err(Invalid(format!(
+            "key: {} bytes, at most {} allowed",
+            key.len(),
+            limits.key_bytes_max
+        )));
     }
     Ok(KeyRef::new(tenant_id, key))
 }
@@ -37,16 +41,25 @@ pub fn key_ref(tenant_id: &str, key: &str, limits: &LimitsConfig) -> Result<KeyR
 /// Checks a value's size.
 pub fn check_value(value: &[u8], limits: &LimitsConfig) -> Result<(), Invalid> {
     if value.len() > limits.value_bytes_max {
-        return Err(Invalid(format!("value: {} bytes, at most {} allowed", value.len(), limits.value_bytes_max)));
+        return Err(Invalid(format!(
+            "value: {} bytes, at most {} allowed",
+            value.len(),
+            limits.value_bytes_max
+        )));
     }
     Ok(())
 }
 
 /// A wire clock (absent = empty) as a validated [`VectorClock`].
-pub fn clock_from_wire(clock: Option<proto::VectorClock>, limits: &LimitsConfig) -> Result<VectorClock, Invalid> {
+pub fn clock_from_wire(
+    clock: Option<proto::VectorClock>,
+    limits: &LimitsConfig,
+) -> Result<VectorClock, Invalid> {
     let entries = clock.map(|c| c.entries).unwrap_or_default();
     VectorClock::from_entries(
-        entries.into_iter().map(|e| (e.coordinator_node_id, e.logical_timestamp)),
+        entries
+            .into_iter()
+            .map(|e| (e.coordinator_node_id, e.logical_timestamp)),
         limits.clock_entries_max,
     )
     .map_err(|e| Invalid(e.to_string()))
@@ -104,11 +117,20 @@ mod tests {
         assert!(check_value(&big, &l).unwrap_err().0.starts_with("value"));
         let dup = proto::VectorClock {
             entries: vec![
-                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 1 },
-                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 2 },
+                proto::VectorClockEntry {
+                    coordinator_node_id: "a".into(),
+                    logical_timestamp: 1,
+                },
+                proto::VectorClockEntry {
+                    coordinator_node_id: "a".into(),
+                    logical_timestamp: 2,
+                },
             ],
         };
-        assert!(clock_from_wire(Some(dup), &l).unwrap_err().0.starts_with("vector_clock"));
+        assert!(clock_from_wire(Some(dup), &l)
+            .unwrap_err()
+            .0
+            .starts_with("vector_clock"));
     }
 
     #[test]
@@ -116,8 +138,14 @@ mod tests {
         let l = LimitsConfig::default();
         let wire = proto::VectorClock {
             entries: vec![
-                proto::VectorClockEntry { coordinator_node_id: "b".into(), logical_timestamp: 2 },
-                proto::VectorClockEntry { coordinator_node_id: "a".into(), logical_timestamp: 1 },
+                proto::VectorClockEntry {
+                    coordinator_node_id: "b".into(),
+                    logical_timestamp: 2,
+                },
+                proto::VectorClockEntry {
+                    coordinator_node_id: "a".into(),
+                    logical_timestamp: 1,
+                },
             ],
         };
         let clock = clock_from_wire(Some(wire), &l).unwrap();

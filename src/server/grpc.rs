@@ -34,7 +34,10 @@ pub struct Status {
 
 impl Status {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -56,9 +59,10 @@ impl From<FrameError> for Status {
                 Code::ResourceExhausted,
                 format!("request message of {len} bytes exceeds the limit of {max} bytes"),
             ),
-            FrameError::Compressed => {
-                Status::new(Code::Unimplemented, "compressed messages are not supported (send grpc-encoding identity)")
-            }
+            FrameError::Compressed => Status::new(
+                Code::Unimplemented,
+                "compressed messages are not supported (send grpc-encoding identity)",
+            ),
             FrameError::Truncated { have, want } => Status::new(
                 Code::InvalidArgument,
                 format!("request body holds {have} bytes but its gRPC frame announces {want}"),
@@ -83,14 +87,20 @@ pub fn parse_prefix(prefix: &[u8; PREFIX_BYTES], max: usize) -> Result<usize, Fr
 /// Splits a complete unary request body into its one message.
 pub fn decode_unary(body: &[u8], max: usize) -> Result<&[u8], FrameError> {
     if body.len() < PREFIX_BYTES {
-        return Err(FrameError::Truncated { have: body.len(), want: PREFIX_BYTES });
+        return Err(FrameError::Truncated {
+            have: body.len(),
+            want: PREFIX_BYTES,
+        });
     }
     let mut prefix = [0u8; PREFIX_BYTES];
     prefix.copy_from_slice(&body[..PREFIX_BYTES]);
     let len = parse_prefix(&prefix, max)?;
     let rest = &body[PREFIX_BYTES..];
     if rest.len() != len {
-        return Err(FrameError::Truncated { have: rest.len(), want: len });
+        return Err(FrameError::Truncated {
+            have: rest.len(),
+            want: len,
+        });
     }
     Ok(rest)
 }
@@ -149,7 +159,10 @@ mod tests {
         assert_eq!(parse_timeout("100m"), Some(Duration::from_millis(100)));
         assert_eq!(parse_timeout("1n"), Some(Duration::from_nanos(1)));
         assert_eq!(parse_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(
+            parse_timeout("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
         assert_eq!(parse_timeout("123456789S"), None);
         assert_eq!(parse_timeout("S"), None);
         assert_eq!(parse_timeout(""), None);
@@ -160,16 +173,31 @@ mod tests {
     #[test]
     fn frame_checks() {
         assert_eq!(parse_prefix(&[0, 0, 0, 0, 10], 100), Ok(10));
-        assert_eq!(parse_prefix(&[1, 0, 0, 0, 10], 100), Err(FrameError::Compressed));
-        assert_eq!(parse_prefix(&[0, 0, 0, 1, 0], 100), Err(FrameError::TooLarge { len: 256, max: 100 }));
+        assert_eq!(
+            parse_prefix(&[1, 0, 0, 0, 10], 100),
+            Err(FrameError::Compressed)
+        );
+        assert_eq!(
+            parse_prefix(&[0, 0, 0, 1, 0], 100),
+            Err(FrameError::TooLarge { len: 256, max: 100 })
+        );
         assert_eq!(decode_unary(&[0, 0, 0, 0, 2, 7, 8], 100), Ok(&[7u8, 8][..]));
-        assert_eq!(decode_unary(&[0, 0, 0, 0, 3, 7], 100), Err(FrameError::Truncated { have: 1, want: 3 }));
-        assert_eq!(decode_unary(&[0, 0], 100), Err(FrameError::Truncated { have: 2, want: 5 }));
+        assert_eq!(
+            decode_unary(&[0, 0, 0, 0, 3, 7], 100),
+            Err(FrameError::Truncated { have: 1, want: 3 })
+        );
+        assert_eq!(
+            decode_unary(&[0, 0], 100),
+            Err(FrameError::Truncated { have: 2, want: 5 })
+        );
     }
 
     #[test]
     fn frame_round_trip() {
-        let msg = crate::proto::ReadRequest { tenant_id: "t".into(), key: "k".into() };
+        let msg = crate::proto::ReadRequest {
+            tenant_id: "t".into(),
+            key: "k".into(),
+        };
         let framed = encode_frame(&msg);
         let body = decode_unary(&framed, 1024).unwrap();
         let back: crate::proto::ReadRequest = prost::Message::decode(body).unwrap();

@@ -42,7 +42,12 @@ pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<B
 }
 
 fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
-    M::decode(body).map_err(|e| Status::new(Code::InvalidArgument, format!("request is not a valid protobuf message: {e}")))
+    M::decode(body).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("request is not a valid protobuf message: {e}"),
+        )
+    })
 }
 
 fn owner(core: &CoreContext, key: &KeyRef) -> usize {
@@ -59,17 +64,31 @@ struct PutAnswer {
 
 impl PutAnswer {
     fn invalid(e: Invalid) -> Self {
-        Self { success: false, clock: None, error_message: e.0, error_code: proto::ErrorCode::InvalidRequest }
+        Self {
+            success: false,
+            clock: None,
+            error_message: e.0,
+            error_code: proto::ErrorCode::InvalidRequest,
+        }
     }
 }
 
-async fn put(core: &CoreContext, key: Result<KeyRef, Invalid>, value: Option<Bytes>, clock: PutClock) -> PutAnswer {
+async fn put(
+    core: &CoreContext,
+    key: Result<KeyRef, Invalid>,
+    value: Option<Bytes>,
+    clock: PutClock,
+) -> PutAnswer {
     let key = match key {
         Ok(k) => k,
         Err(e) => return PutAnswer::invalid(e),
     };
     let shard = owner(core, &key);
-    match core.router.call(shard, ShardOp::Put { key, value, clock }).await {
+    match core
+        .router
+        .call(shard, ShardOp::Put { key, value, clock })
+        .await
+    {
         ShardReply::Put { clock, .. } => PutAnswer {
             success: true,
             clock: Some(convert::clock_to_wire(&clock)),
@@ -94,7 +113,11 @@ async fn put(core: &CoreContext, key: Result<KeyRef, Invalid>, value: Option<Byt
 /// Validates a Write/Delete clock: empty means blind.
 fn put_clock(clock: Option<proto::VectorClock>, core: &CoreContext) -> Result<PutClock, Invalid> {
     let clock = convert::clock_from_wire(clock, &core.config.limits)?;
-    Ok(if clock.is_empty() { PutClock::Blind } else { PutClock::Given(clock) })
+    Ok(if clock.is_empty() {
+        PutClock::Blind
+    } else {
+        PutClock::Given(clock)
+    })
 }
 
 async fn write(core: &CoreContext, req: proto::WriteRequest) -> proto::WriteResponse {
@@ -136,7 +159,10 @@ async fn repair(core: &CoreContext, req: proto::RepairRequest) -> proto::RepairR
         .and_then(|k| convert::clock_from_wire(req.vector_clock, limits).map(|c| (k, c)))
         .and_then(|(k, c)| {
             if c.is_empty() {
-                Err(Invalid("vector_clock: a repair must carry the version's clock (it is never stamped)".into()))
+                Err(Invalid(
+                    "vector_clock: a repair must carry the version's clock (it is never stamped)"
+                        .into(),
+                ))
             } else {
                 Ok((k, c))
             }
@@ -145,7 +171,11 @@ async fn repair(core: &CoreContext, req: proto::RepairRequest) -> proto::RepairR
         Ok((key, clock)) => put(core, Ok(key), Some(req.value), PutClock::Given(clock)).await,
         Err(e) => PutAnswer::invalid(e),
     };
-    proto::RepairResponse { success: a.success, error_message: a.error_message, error_code: a.error_code as i32 }
+    proto::RepairResponse {
+        success: a.success,
+        error_message: a.error_message,
+        error_code: a.error_code as i32,
+    }
 }
 
 async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadResponse {
@@ -163,11 +193,19 @@ async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadRespons
     let versions = match core.router.call(shard, ShardOp::Get { key }).await {
         ShardReply::Get { versions } => versions,
         ShardReply::Failed(e) => return fail(convert::error_code(&e), e.to_string()),
-        other => return fail(proto::ErrorCode::InternalError, format!("internal error: unexpected shard reply {other:?}")),
+        other => {
+            return fail(
+                proto::ErrorCode::InternalError,
+                format!("internal error: unexpected shard reply {other:?}"),
+            )
+        }
     };
     let set = versions;
-    let wire_versions: Vec<_> =
-        set.versions().iter().map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v)).collect();
+    let wire_versions: Vec<_> = set
+        .versions()
+        .iter()
+        .map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v))
+        .collect();
     let clock = (!set.is_empty()).then(|| convert::clock_to_wire(&set.merged_clock()));
     match set.visible() {
         Some(v) => proto::ReadResponse {
@@ -195,8 +233,14 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
     let mut metrics = HashMap::new();
     metrics.insert("node_id".to_string(), core.config.node.node_id.clone());
     metrics.insert("shards".to_string(), core.router.shards().to_string());
-    metrics.insert("uptime_s".to_string(), core.started.elapsed().as_secs().to_string());
-    metrics.insert("served_by_shard".to_string(), core.router.local_shard().id().to_string());
+    metrics.insert(
+        "uptime_s".to_string(),
+        core.started.elapsed().as_secs().to_string(),
+    );
+    metrics.insert(
+        "served_by_shard".to_string(),
+        core.router.local_shard().id().to_string(),
+    );
     match core.router.all_stats().await {
         Ok(stats) => {
             let total_keys: u64 = stats.iter().map(|s| s.keys).sum();
@@ -206,14 +250,28 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                 metrics.insert(format!("{p}keys"), s.keys.to_string());
                 metrics.insert(format!("{p}memtable_bytes"), s.memtable_bytes.to_string());
                 metrics.insert(format!("{p}requests_local"), s.requests_local.to_string());
-                metrics.insert(format!("{p}requests_forwarded_out"), s.requests_forwarded_out.to_string());
-                metrics.insert(format!("{p}requests_forwarded_in"), s.requests_forwarded_in.to_string());
+                metrics.insert(
+                    format!("{p}requests_forwarded_out"),
+                    s.requests_forwarded_out.to_string(),
+                );
+                metrics.insert(
+                    format!("{p}requests_forwarded_in"),
+                    s.requests_forwarded_in.to_string(),
+                );
             }
-            proto::HealthResponse { healthy: true, status: "SERVING".into(), metrics }
+            proto::HealthResponse {
+                healthy: true,
+                status: "SERVING".into(),
+                metrics,
+            }
         }
         Err(e) => {
             metrics.insert("error".to_string(), e.to_string());
-            proto::HealthResponse { healthy: false, status: "DEGRADED".into(), metrics }
+            proto::HealthResponse {
+                healthy: false,
+                status: "DEGRADED".into(),
+                metrics,
+            }
         }
     }
 }

@@ -4,8 +4,8 @@
 //! `handlers` maps each method onto shard operations; `context` holds the
 //! per-core admission state all connections of a core share.
 
-pub mod context;
 pub mod conn;
+pub mod context;
 pub mod convert;
 pub mod grpc;
 pub mod handlers;
