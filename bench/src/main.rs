@@ -159,7 +159,10 @@ struct Ctx {
     value: Bytes,
     measure_start: Instant,
     end: Instant,
+    /// Operations finished (any phase), for the progress line.
     completed: AtomicU64,
+    /// Operations started inside the measured window and finished.
+    measured: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -248,6 +251,9 @@ async fn worker(mut client: Client, ctx: Arc<Ctx>, seed: u64) -> (OpStats, OpSta
         ctx.completed.fetch_add(1, Ordering::Relaxed);
         let stats = if is_read { &mut reads } else { &mut writes };
         let measuring = start >= ctx.measure_start;
+        if measuring {
+            ctx.measured.fetch_add(1, Ordering::Relaxed);
+        }
         match outcome {
             Outcome::Ok | Outcome::Miss if measuring => {
                 stats.record_us(us);
@@ -267,6 +273,18 @@ async fn worker(mut client: Client, ctx: Arc<Ctx>, seed: u64) -> (OpStats, OpSta
         }
     }
     (writes, reads)
+}
+
+/// An error with its sources, e.g. "transport error: Connection refused".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 /// Retries HealthCheck on fresh connections until it answers healthy or
@@ -290,7 +308,7 @@ async fn wait_ready(args: &Args) -> Result<(), BoxError> {
         };
         let last = match attempt.await {
             Ok(()) => return Ok(()),
-            Err(e) => e.to_string(),
+            Err(e) => error_chain(e.as_ref()),
         };
         if Instant::now() >= deadline {
             return Err(format!(
@@ -379,21 +397,20 @@ fn spawn_progress(ctx: Arc<Ctx>, started: Instant) -> tokio::task::JoinHandle<()
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let mut last = 0u64;
-        let mut measure_base: Option<u64> = None;
         loop {
             tick.tick().await;
             let now = Instant::now();
             let done = ctx.completed.load(Ordering::Relaxed);
             let errors = ctx.errors.load(Ordering::Relaxed);
+            let since = now.saturating_duration_since(ctx.measure_start);
             let phase = if now < ctx.measure_start {
                 "warm-up".to_string()
+            } else if since < Duration::from_millis(500) {
+                "measuring".to_string()
             } else {
-                let base = *measure_base.get_or_insert(last);
-                let secs = now.duration_since(ctx.measure_start).as_secs_f64();
-                format!(
-                    "measure, avg {:.0} ops/s",
-                    (done - base) as f64 / secs.max(1e-3)
-                )
+                let secs = since.as_secs_f64();
+                let measured = ctx.measured.load(Ordering::Relaxed);
+                format!("measuring, avg {:.0} ops/s", measured as f64 / secs)
             };
             eprintln!(
                 "[{:>4.0}s] {:>9} ops/s  ({phase}; {done} ops, {errors} errors)",
@@ -443,6 +460,7 @@ async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         measure_start: Instant::now(),
         end: Instant::now(),
         completed: AtomicU64::new(0),
+        measured: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     };
     let preloaded = if args.preload_only || (args.preload && args.workload != Workload::Write) {
@@ -558,7 +576,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("pairdb-bench: {e}");
+            eprintln!("pairdb-bench: {}", error_chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

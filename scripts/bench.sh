@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — side-by-side benchmark of the PairDB storage node
+# (pairdb-storage) against the in-memory tonic reference server
+# (reference-server, bench/). Builds release binaries, starts both servers on
+# free 127.0.0.1 ports, waits until each answers HealthCheck, runs the same
+# workloads against each (one server under load at a time), and prints
+# throughput / p99 for both and the ratios ours/reference.
+#
+# Everything talks to 127.0.0.1 only. Environment knobs (defaults):
+#   BENCH_DURATION_S=10        measured seconds per run
+#   BENCH_WARMUP_S=2           warm-up seconds per run
+#   BENCH_KEYS=100000          key count
+#   BENCH_VALUE_BYTES=1024     value size
+#   BENCH_DISTRIBUTION=uniform uniform | zipfian
+#   BENCH_WORKLOADS="write read"  any of write, read, mixed
+#   BENCH_CONCURRENCY="1x1 4x16"  CONNECTIONSxSTREAMS cases
+#   BENCH_SHARDS=              pass --shards N to pairdb-storage when set
+#   BENCH_READY_S=60           seconds to wait for each server to answer
+#   BENCH_OUT_DIR=             where logs and JSON go (default: a mktemp dir)
+#   BENCH_SKIP_BUILD=0         1: use the binaries already built
+#   BENCH_NODE_BIN / BENCH_REF_BIN / BENCH_BENCH_BIN  override binary paths
+#   BENCH_VERBOSE=0            1: show the bench's per-second progress lines
+# (set CARGO_NET_OFFLINE=true to keep cargo itself off the network)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+DURATION_S=${BENCH_DURATION_S:-10}
+WARMUP_S=${BENCH_WARMUP_S:-2}
+KEYS=${BENCH_KEYS:-100000}
+VALUE_BYTES=${BENCH_VALUE_BYTES:-1024}
+DISTRIBUTION=${BENCH_DISTRIBUTION:-uniform}
+WORKLOADS=${BENCH_WORKLOADS:-"write read"}
+CONCURRENCY=${BENCH_CONCURRENCY:-"1x1 4x16"}
+SHARDS=${BENCH_SHARDS:-}
+READY_S=${BENCH_READY_S:-60}
+SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+VERBOSE=${BENCH_VERBOSE:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+NODE_BIN=${BENCH_NODE_BIN:-$TARGET_DIR/release/pairdb-storage}
+REF_BIN=${BENCH_REF_BIN:-$TARGET_DIR/release/reference-server}
+BENCH_BIN=${BENCH_BENCH_BIN:-$TARGET_DIR/release/pairdb-bench}
+OUT_DIR=${BENCH_OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pairdb-bench.XXXXXX")}
+mkdir -p "$OUT_DIR"
+DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pairdb-bench-data.XXXXXX")
+
+log() { printf '%s\n' "bench.sh: $*" >&2; }
+
+NODE_PID=""
+REF_PID=""
+cleanup() {
+    local pid
+    for pid in "$NODE_PID" "$REF_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "$NODE_PID" "$REF_PID"; do
+        if [[ -n "$pid" ]]; then
+            # Give each server 5 s to exit on SIGTERM, then SIGKILL it.
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ "$SKIP_BUILD" != 1 ]]; then
+    log "building release binaries"
+    cargo build --release -p pairdb-storage -p pairdb-bench
+fi
+for bin in "$NODE_BIN" "$REF_BIN" "$BENCH_BIN"; do
+    [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
+done
+
+# Two distinct free loopback ports (both sockets held open while choosing).
+read -r NODE_PORT REF_PORT < <(python3 - <<'PY'
+import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])
+PY
+)
+NODE_URL="http://127.0.0.1:$NODE_PORT"
+REF_URL="http://127.0.0.1:$REF_PORT"
+
+NODE_ARGS=(--listen "127.0.0.1:$NODE_PORT" --data-dir "$DATA_DIR/node")
+[[ -n "$SHARDS" ]] && NODE_ARGS+=(--shards "$SHARDS")
+log "starting pairdb-storage on 127.0.0.1:$NODE_PORT (data $DATA_DIR/node)"
+"$NODE_BIN" "${NODE_ARGS[@]}" >"$OUT_DIR/node.log" 2>&1 &
+NODE_PID=$!
+log "starting reference-server on 127.0.0.1:$REF_PORT"
+"$REF_BIN" --listen "127.0.0.1:$REF_PORT" >"$OUT_DIR/reference.log" 2>&1 &
+REF_PID=$!
+
+wait_ready() { # name url pid logfile
+    local deadline=$((SECONDS + READY_S))
+    until "$BENCH_BIN" --target "$2" --wait-ready-s 1 --ready-only --quiet 2>"$OUT_DIR/ready.err"; do
+        if ! kill -0 "$3" 2>/dev/null; then
+            log "$1 exited before answering; last lines of $4:"
+            tail -n 20 "$4" >&2 || true
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            log "$1 did not answer HealthCheck within $READY_S s: $(cat "$OUT_DIR/ready.err")"
+            log "last lines of $4:"
+            tail -n 20 "$4" >&2 || true
+            exit 1
+        fi
+    done
+    log "$1 is ready at $2"
+}
+wait_ready "pairdb-storage" "$NODE_URL" "$NODE_PID" "$OUT_DIR/node.log"
+wait_ready "reference-server" "$REF_URL" "$REF_PID" "$OUT_DIR/reference.log"
+
+COMMON=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --distribution "$DISTRIBUTION"
+        --duration-s "$DURATION_S" --warmup-s "$WARMUP_S")
+
+run_case() { # side url workload conns streams
+    local side=$1 url=$2 workload=$3 conns=$4 streams=$5
+    local name="${workload}_${conns}x${streams}_${side}"
+    local progress=("--quiet")
+    [[ "$VERBOSE" == 1 ]] && progress=()
+    log "run $name"
+    if ! "$BENCH_BIN" --target "$url" --workload "$workload" "${COMMON[@]}" \
+        --connections "$conns" --streams "$streams" --label "$name" --json \
+        "${progress[@]}" >"$OUT_DIR/$name.json" 2>"$OUT_DIR/$name.log"; then
+        log "run $name failed:"
+        tail -n 20 "$OUT_DIR/$name.log" >&2 || true
+        rm -f "$OUT_DIR/$name.json"
+    fi
+    [[ "$VERBOSE" == 1 ]] && cat "$OUT_DIR/$name.log" >&2
+    return 0
+}
+
+preloaded=0
+HIGH=${CONCURRENCY##* }
+for workload in $WORKLOADS; do
+    if [[ "$workload" != write && "$preloaded" == 0 ]]; then
+        # Reads should hit: write every key once on both servers, at the
+        # highest configured concurrency.
+        for side in ours reference; do
+            url=$NODE_URL; [[ "$side" == reference ]] && url=$REF_URL
+            log "preloading $KEYS keys into $side"
+            "$BENCH_BIN" --target "$url" "${COMMON[@]}" --preload-only --quiet \
+                --connections "${HIGH%x*}" --streams "${HIGH#*x}" \
+                2>"$OUT_DIR/preload_$side.log" || {
+                log "preload of $side failed:"; tail -n 20 "$OUT_DIR/preload_$side.log" >&2; exit 1; }
+        done
+        preloaded=1
+    fi
+    for conc in $CONCURRENCY; do
+        run_case ours "$NODE_URL" "$workload" "${conc%x*}" "${conc#*x}"
+        run_case reference "$REF_URL" "$workload" "${conc%x*}" "${conc#*x}"
+    done
+done
+
+for side in node reference; do
+    pid=$NODE_PID; [[ "$side" == reference ]] && pid=$REF_PID
+    kill -0 "$pid" 2>/dev/null || log "warning: $side server exited during the runs (see $OUT_DIR/$side.log)"
+done
+
+python3 - "$OUT_DIR" "$WORKLOADS" "$CONCURRENCY" <<'PY'
+import json, os, sys
+out, workloads, concs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+
+def load(name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def op(run, workload):
+    if run is None:
+        return None
+    if workload == "mixed":
+        # Whole-run throughput; p99 of the slower operation type.
+        parts = [run.get(k) for k in ("read", "write") if run.get(k)]
+        if not parts:
+            return None
+        return {"ops_per_s": run["ops_per_s"], "p99_us": max(p["p99_us"] for p in parts),
+                "errors": run["errors"]}
+    return run.get(workload)
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+rows, summary = [], []
+for w in workloads:
+    for c in concs:
+        ours = op(load(f"{w}_{c}_ours"), w)
+        ref = op(load(f"{w}_{c}_reference"), w)
+        o_t = ours and ours["ops_per_s"]; r_t = ref and ref["ops_per_s"]
+        o_p = ours and ours["p99_us"] / 1000; r_p = ref and ref["p99_us"] / 1000
+        t_ratio = o_t / r_t if o_t is not None and r_t else None
+        p_ratio = o_p / r_p if o_p is not None and r_p else None
+        errs = f"{ours['errors'] if ours else '-'}/{ref['errors'] if ref else '-'}"
+        rows.append((w, c, fmt(o_t, ".0f"), fmt(o_p, ".3f"), fmt(r_t, ".0f"), fmt(r_p, ".3f"),
+                     fmt(t_ratio, ".2f"), fmt(p_ratio, ".2f"), errs))
+        summary.append({"workload": w, "concurrency": c, "ours_ops_per_s": o_t, "ours_p99_ms": o_p,
+                        "reference_ops_per_s": r_t, "reference_p99_ms": r_p,
+                        "throughput_ratio": t_ratio, "p99_ratio": p_ratio})
+
+head = ("workload", "conn x str", "ours ops/s", "ours p99 ms", "ref ops/s", "ref p99 ms",
+        "tput ours/ref", "p99 ours/ref", "errors o/r")
+widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+line = lambda r: "  ".join(str(v).rjust(wd) for v, wd in zip(r, widths))
+print()
+print("pairdb-storage vs reference-server (tput ratio > 1 and p99 ratio < 1 favour ours)")
+print(line(head))
+print("  ".join("-" * wd for wd in widths))
+for r in rows:
+    print(line(r))
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+PY
+log "logs and JSON in $OUT_DIR"
