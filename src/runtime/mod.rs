@@ -134,7 +134,7 @@ async fn core_main(
     if let Some(r) = receivers {
         router.spawn_receivers(r);
     }
-    let listener = glommio::net::TcpListener::bind(addr).map_err(|e| RuntimeError::Core {
+    let listener = port::bind_listener(addr).map_err(|e| RuntimeError::Core {
         shard: shard_id,
         reason: format!("cannot bind {addr}: {e}"),
     })?;

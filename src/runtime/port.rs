@@ -27,6 +27,21 @@ impl std::fmt::Display for PortError {
 
 impl std::error::Error for PortError {}
 
+/// Binds the core's listener: SO_REUSEPORT so every core binds the same
+/// address, SO_REUSEADDR (inherited by accepted sockets) so connections left
+/// in TIME_WAIT by a previous run do not block a restart.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    // SAFETY: the fd is a bound, listening TCP socket; ownership moves to glommio.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
 /// Checks `addr` is free and returns it with port 0 resolved.
 pub fn probe(addr: SocketAddr) -> Result<SocketAddr, PortError> {
     match TcpListener::bind(addr) {

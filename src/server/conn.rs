@@ -22,6 +22,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+/// How long a new connection may take to send the HTTP/2 preface.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a draining connection checks whether it has streams left.
+const DRAIN_TICK: Duration = Duration::from_millis(50);
+
 /// Serves one accepted connection until the client leaves or shutdown ends it.
 pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
     let peer = stream.peer_addr().ok();
@@ -36,32 +41,36 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(64 << 10)
         .max_send_buffer_size(1 << 20);
-    let mut conn = match builder.handshake::<_, Bytes>(stream.compat()).await {
-        Ok(c) => c,
-        Err(e) => {
-            log_conn_error(peer, &e, "handshake");
-            return;
+    let handshake = async {
+        match builder.handshake::<_, Bytes>(stream.compat()).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log_conn_error(peer, &e, "handshake");
+                None
+            }
         }
     };
-    let mut draining = false;
-    let mut drain_deadline = None;
+    let bounded = future::or(handshake, async {
+        future::or(
+            glommio::timer::sleep(HANDSHAKE_TIMEOUT),
+            core.wait_shutdown(),
+        )
+        .await;
+        tracing::debug!(
+            ?peer,
+            "no HTTP/2 preface in time (or shutting down): closing"
+        );
+        None
+    });
+    let Some(mut conn) = bounded.await else {
+        return;
+    };
     loop {
-        let next = if draining {
-            let wait = drain_deadline.map_or(Duration::ZERO, |d: Instant| {
-                d.saturating_duration_since(Instant::now())
-            });
-            future::or(async { Some(conn.accept().await) }, async {
-                glommio::timer::sleep(wait).await;
-                None
-            })
-            .await
-        } else {
-            future::or(async { Some(conn.accept().await) }, async {
-                core.wait_shutdown().await;
-                None
-            })
-            .await
-        };
+        let next = future::or(async { Some(conn.accept().await) }, async {
+            core.wait_shutdown().await;
+            None
+        })
+        .await;
         match next {
             Some(Some(Ok((req, respond)))) => {
                 let core = Rc::clone(&core);
@@ -73,19 +82,41 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
                 return;
             }
             Some(None) => return,
-            None if !draining => {
-                conn.graceful_shutdown();
-                draining = true;
-                drain_deadline =
-                    Some(Instant::now() + Duration::from_millis(limits.drain_timeout_ms));
+            None => break,
+        }
+    }
+    // Shutdown: GOAWAY, then keep the connection polled so in-flight streams
+    // can answer; leave once none is left or the drain time is up.
+    conn.graceful_shutdown();
+    let deadline = Instant::now() + Duration::from_millis(limits.drain_timeout_ms);
+    loop {
+        let tick = DRAIN_TICK.min(deadline.saturating_duration_since(Instant::now()));
+        let next = future::or(async { Some(conn.accept().await) }, async {
+            glommio::timer::sleep(tick).await;
+            None
+        })
+        .await;
+        match next {
+            Some(Some(Ok((req, respond)))) => {
+                // Opened before the client saw GOAWAY: still served.
+                let core = Rc::clone(&core);
+                glommio::spawn_local(async move { handle_stream(req, respond, &core).await })
+                    .detach();
             }
-            None => {
+            Some(Some(Err(e))) => {
+                log_conn_error(peer, &e, "connection");
+                return;
+            }
+            Some(None) => return,
+            None if !conn.has_streams() => return,
+            None if Instant::now() >= deadline => {
                 tracing::warn!(
                     ?peer,
-                    "drain timeout: closing a connection with requests still in flight"
+                    "drain timeout: closing a connection with requests in flight"
                 );
                 return;
             }
+            None => {}
         }
     }
 }
@@ -111,7 +142,7 @@ async fn handle_stream(
             "too many requests in flight on this core (limit {}); retry with backoff",
             core.config.limits.inflight_requests_max_per_core
         );
-        send_status(&mut respond, &Status::new(Code::ResourceExhausted, msg));
+        send_status(&mut respond, &Status::new(Code::Unavailable, msg));
         return;
     };
     let (parts, mut body) = req.into_parts();
@@ -196,7 +227,7 @@ async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes
         }
         if !core.admit_bytes(&mut budget, chunk.len()) {
             return Err(Status::new(
-                Code::ResourceExhausted,
+                Code::Unavailable,
                 "this core is buffering too many request bytes; retry with backoff",
             ));
         }

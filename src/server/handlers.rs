@@ -201,13 +201,19 @@ async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadRespons
         }
     };
     let set = versions;
-    let wire_versions: Vec<_> = set
-        .versions()
-        .iter()
-        .map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v))
-        .collect();
+    let visible = set.visible();
+    // A lone live version is already fully in value/vector_clock/timestamp;
+    // repeating it in `versions` would send the value twice.
+    let wire_versions: Vec<_> = if set.len() > 1 || visible.is_none() {
+        set.versions()
+            .iter()
+            .map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let clock = (!set.is_empty()).then(|| convert::clock_to_wire(&set.merged_clock()));
-    match set.visible() {
+    match visible {
         Some(v) => proto::ReadResponse {
             success: true,
             value: v.value.clone().unwrap_or_default(),
