@@ -5,6 +5,7 @@
 //! - [`config`] holds shards.toml schema, defaults and validation (pure);
 //! - [`engine`] holds a shard's storage and the operations it executes;
 //! - [`server`] holds gRPC over h2 on glommio sockets, and the service methods;
+//! - [`storage`] holds durable formats and files of a shard;
 //! - [`runtime`] holds executors per core, channel mesh routing, shutdown;
 //! - [`telemetry`] holds logging.
 
@@ -14,4 +15,5 @@ pub mod model;
 pub mod proto;
 pub mod runtime;
 pub mod server;
+pub mod storage;
 pub mod telemetry;

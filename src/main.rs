@@ -70,10 +70,6 @@ fn main() -> ExitCode {
         eprintln!("pairdb-storage: {e}");
         return ExitCode::from(2);
     }
-    let shards = match config.node.shards {
-        0 => runtime::available_cores(),
-        n => n,
-    };
     let flags = ShutdownFlags::default();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal while shutting down exits at once.
@@ -85,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    match runtime::run(config, shards, flags) {
+    match runtime::run(config, flags) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

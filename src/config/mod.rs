@@ -54,6 +54,7 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub node: NodeConfig,
     pub limits: LimitsConfig,
+    pub storage: StorageConfig,
     pub runtime: RuntimeConfig,
     pub logging: LoggingConfig,
 }
@@ -81,6 +82,44 @@ pub struct LimitsConfig {
     pub connections_max_per_core: usize,
     pub h2_streams_max_per_connection: u32,
     pub drain_timeout_ms: u64,
+}
+
+/// When a write is acknowledged relative to its WAL record reaching disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalSync {
+    /// Answer only after the record's batch is fdatasync'ed (group commit).
+    Always,
+    /// Like `always`, but the committer waits `wal_batch_window_us` after the
+    /// first record so more writes join the batch.
+    Batch,
+    /// Answer at once; the committer syncs every `wal_periodic_interval_ms`.
+    /// A crash can lose the last interval of acknowledged writes.
+    Periodic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub wal_sync: WalSync,
+    pub wal_batch_window_us: u64,
+    pub wal_periodic_interval_ms: u64,
+    pub wal_segment_bytes_max: u64,
+    pub wal_pending_bytes_max: usize,
+    pub wal_replay_skip_corruption: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            wal_sync: WalSync::Always,
+            wal_batch_window_us: 200,
+            wal_periodic_interval_ms: 100,
+            wal_segment_bytes_max: 64 * 1024 * 1024,
+            wal_pending_bytes_max: 64 * 1024 * 1024,
+            wal_replay_skip_corruption: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -258,6 +297,26 @@ impl Config {
         if l.h2_streams_max_per_connection == 0 {
             return bad(
                 "limits.h2_streams_max_per_connection",
+                "must be at least 1".into(),
+            );
+        }
+        let st = &self.storage;
+        if st.wal_segment_bytes_max < 2 * (l.message_bytes_max as u64) + 8192 {
+            return bad(
+                "storage.wal_segment_bytes_max",
+                "must hold at least two full-size messages (2 x limits.message_bytes_max + 8 KiB)"
+                    .into(),
+            );
+        }
+        if st.wal_pending_bytes_max < l.message_bytes_max {
+            return bad(
+                "storage.wal_pending_bytes_max",
+                "must be at least limits.message_bytes_max".into(),
+            );
+        }
+        if st.wal_periodic_interval_ms == 0 {
+            return bad(
+                "storage.wal_periodic_interval_ms",
                 "must be at least 1".into(),
             );
         }

@@ -44,6 +44,21 @@ pub struct ShardStats {
     pub requests_forwarded_out: u64,
     /// Requests another core received and this core executed.
     pub requests_forwarded_in: u64,
+    pub wal: WalFigures,
+}
+
+/// WAL figures of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalFigures {
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    pub fsync_micros_total: u64,
+    pub fsync_micros_max: u64,
+    pub records: u64,
+    pub batches: u64,
+    pub replayed_records: u64,
+    pub replayed_bytes: u64,
+    pub replay_micros: u64,
 }
 
 /// A shard's answer.

@@ -1,16 +1,27 @@
 //! One shard: the slice of the token ring a single core owns.
 //!
-//! Owns the shard's memtable and counters and executes [`ShardOp`]s against
-//! them. A shard is touched only by its own core (it is `!Send`, held in an
-//! `Rc`), so interior mutability through `RefCell`/`Cell` is enough; no borrow
-//! is ever held across an `.await`. `execute` is async so that durable storage
-//! (WAL group commit, SSTable reads) slots in under it without changing the
-//! request path above.
+//! Owns the shard's memtable, WAL writer and counters and executes
+//! [`ShardOp`]s against them. A shard is touched only by its own core (it is
+//! `!Send`, held in an `Rc`), so interior mutability through `RefCell`/`Cell`
+//! is enough; no borrow is ever held across an `.await`.
+//!
+//! Write path: check WAL room (else MEMORY_PRESSURE, nothing changed), apply
+//! the version to the memtable, queue its WAL record in the same synchronous
+//! step (so log order is apply order), then answer only when the record is
+//! durable (sync mode permitting). A write that changes nothing (stale or
+//! repeated) still waits for the WAL to be durable up to that point, so a
+//! retried write is never acknowledged before its original is on disk.
 
 use super::memtable::Memtable;
 use super::ops::{PutClock, ShardOp, ShardReply, ShardStats};
+use super::EngineError;
+use crate::config::StorageConfig;
 use crate::model::{ApplyOutcome, Version};
+use crate::storage::wal::format::Record;
+use crate::storage::wal::replay;
+use crate::storage::wal::writer::{WalStart, WalWriter};
 use std::cell::{Cell, RefCell};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Request counters, bumped by the router on this core.
@@ -31,6 +42,9 @@ pub struct Shard {
     id: usize,
     node_id: String,
     memtable: RefCell<Memtable>,
+    wal: WalWriter,
+    /// What start-up replayed, for metrics.
+    recovery: replay::ReplaySummary,
     pub counters: ShardCounters,
 }
 
@@ -43,13 +57,38 @@ pub fn now_unix_ms() -> i64 {
 }
 
 impl Shard {
-    pub fn new(id: usize, node_id: String) -> Self {
-        Self {
+    /// Opens the shard stored in `dir`: replays its WAL into a memtable and
+    /// starts a fresh WAL segment. Must run on the shard's own executor.
+    pub async fn open(
+        dir: &Path,
+        id: usize,
+        node_id: String,
+        config: &StorageConfig,
+    ) -> Result<Self, EngineError> {
+        crate::storage::sentinel::touch(dir).await?;
+        let mut memtable = Memtable::new();
+        let recovery = replay::replay_dir(dir, id as u32, config, |key, version| {
+            memtable.apply(&key, version);
+        })
+        .await?;
+        let start = WalStart {
+            next_segment_no: recovery.next_segment_no,
+            next_seq: recovery.next_seq,
+        };
+        let wal = WalWriter::start(dir.to_path_buf(), id as u32, config, start).await?;
+        Ok(Self {
             id,
             node_id,
-            memtable: RefCell::new(Memtable::new()),
+            memtable: RefCell::new(memtable),
+            wal,
+            recovery,
             counters: ShardCounters::default(),
-        }
+        })
+    }
+
+    /// Commits every queued WAL record and stops the WAL (clean shutdown).
+    pub async fn close(&self) -> Result<(), EngineError> {
+        self.wal.close().await
     }
 
     pub fn id(&self) -> usize {
@@ -60,27 +99,45 @@ impl Shard {
     pub async fn execute(&self, op: ShardOp) -> ShardReply {
         match op {
             ShardOp::Put { key, value, clock } => {
-                let mut mem = self.memtable.borrow_mut();
-                let clock = match clock {
-                    PutClock::Given(c) => c,
-                    PutClock::Blind => match mem.get(&key.storage_key) {
-                        Some(set) => set.blind_clock(&self.node_id),
-                        None => {
-                            let mut c = crate::model::VectorClock::new();
-                            c.increment(&self.node_id);
-                            c
-                        }
-                    },
+                let estimate = key.storage_key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
+                if let Err(e) = self.wal.check_room(estimate) {
+                    return ShardReply::Failed(e);
+                }
+                let (ticket, stored, clock) = {
+                    let mut mem = self.memtable.borrow_mut();
+                    let clock = match clock {
+                        PutClock::Given(c) => c,
+                        PutClock::Blind => match mem.get(&key.storage_key) {
+                            Some(set) => set.blind_clock(&self.node_id),
+                            None => {
+                                let mut c = crate::model::VectorClock::new();
+                                c.increment(&self.node_id);
+                                c
+                            }
+                        },
+                    };
+                    let version = Version {
+                        clock,
+                        timestamp_ms: now_unix_ms(),
+                        value,
+                    };
+                    let logged = version.clone();
+                    let (outcome, set) = mem.apply(&key.storage_key, version);
+                    let merged = set.merged_clock();
+                    let stored = matches!(outcome, ApplyOutcome::Stored { .. });
+                    let ticket = if stored {
+                        self.wal.submit(Record::Put {
+                            key: key.storage_key.clone(),
+                            version: logged,
+                        })
+                    } else {
+                        self.wal.barrier()
+                    };
+                    (ticket, stored, merged)
                 };
-                let version = Version {
-                    clock,
-                    timestamp_ms: now_unix_ms(),
-                    value,
-                };
-                let (outcome, set) = mem.apply(&key.storage_key, version);
-                ShardReply::Put {
-                    stored: matches!(outcome, ApplyOutcome::Stored { .. }),
-                    clock: set.merged_clock(),
+                match ticket.wait().await {
+                    Ok(()) => ShardReply::Put { stored, clock },
+                    Err(e) => ShardReply::Failed(e),
                 }
             }
             ShardOp::Get { key } => {
@@ -89,6 +146,21 @@ impl Shard {
                 ShardReply::Get { versions }
             }
             ShardOp::Stats => ShardReply::Stats(self.stats()),
+        }
+    }
+
+    fn wal_stats(&self) -> super::ops::WalFigures {
+        let w = self.wal.stats();
+        super::ops::WalFigures {
+            bytes_written: w.bytes_written.get(),
+            fsyncs: w.fsyncs.get(),
+            fsync_micros_total: w.fsync_micros_total.get(),
+            fsync_micros_max: w.fsync_micros_max.get(),
+            records: w.records.get(),
+            batches: w.batches.get(),
+            replayed_records: self.recovery.records,
+            replayed_bytes: self.recovery.bytes,
+            replay_micros: self.recovery.micros,
         }
     }
 
@@ -101,6 +173,7 @@ impl Shard {
             requests_local: self.counters.requests_local.get(),
             requests_forwarded_out: self.counters.requests_forwarded_out.get(),
             requests_forwarded_in: self.counters.requests_forwarded_in.get(),
+            wal: self.wal_stats(),
         }
     }
 }
@@ -111,52 +184,110 @@ mod tests {
     use crate::model::{KeyRef, VectorClock};
     use bytes::Bytes;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        futures_lite::future::block_on(f)
+    /// Runs `f` on a fresh glommio executor (io_uring) with a temp directory
+    /// on the project's disk (tmpfs has no O_DIRECT).
+    pub(crate) fn with_executor<F, Fut>(f: F)
+    where
+        F: FnOnce(std::path::PathBuf) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let dir = crate::storage::test_dir();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 * 1024)
+            .spawn(move || f(path))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn put(key: &KeyRef, v: Option<&'static str>, clock: PutClock) -> ShardOp {
+        ShardOp::Put {
+            key: key.clone(),
+            value: v.map(|s| Bytes::from_static(s.as_bytes())),
+            clock,
+        }
     }
 
     #[test]
     fn blind_writes_overwrite_and_stamp_node_id() {
-        let shard = Shard::new(0, "n1".into());
-        let key = KeyRef::new("t", "k");
-        let put = |v: &'static str| ShardOp::Put {
-            key: key.clone(),
-            value: Some(Bytes::from_static(v.as_bytes())),
-            clock: PutClock::Blind,
-        };
-        let ShardReply::Put { clock: c1, .. } = run(shard.execute(put("a"))) else {
-            panic!()
-        };
-        let ShardReply::Put { clock: c2, .. } = run(shard.execute(put("b"))) else {
-            panic!()
-        };
-        assert_eq!(c1.get("n1"), 1);
-        assert_eq!(c2.get("n1"), 2);
-        let ShardReply::Get { versions } = run(shard.execute(ShardOp::Get { key })) else {
-            panic!()
-        };
-        assert_eq!(versions.len(), 1);
-        assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"b"[..]));
+        with_executor(|dir| async move {
+            let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())
+                .await
+                .unwrap();
+            let key = KeyRef::new("t", "k");
+            let ShardReply::Put { clock: c1, .. } =
+                shard.execute(put(&key, Some("a"), PutClock::Blind)).await
+            else {
+                panic!()
+            };
+            let ShardReply::Put { clock: c2, .. } =
+                shard.execute(put(&key, Some("b"), PutClock::Blind)).await
+            else {
+                panic!()
+            };
+            assert_eq!(c1.get("n1"), 1);
+            assert_eq!(c2.get("n1"), 2);
+            let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key }).await else {
+                panic!()
+            };
+            assert_eq!(versions.len(), 1);
+            assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"b"[..]));
+            assert_eq!(shard.stats().wal.records, 2);
+        });
     }
 
     #[test]
     fn given_clock_is_never_stamped() {
-        let shard = Shard::new(0, "n1".into());
-        let key = KeyRef::new("t", "k");
-        let clock = VectorClock::from_entries([("c".to_string(), 4)], 8).unwrap();
-        let op = ShardOp::Put {
-            key,
-            value: None,
-            clock: PutClock::Given(clock.clone()),
-        };
-        let ShardReply::Put {
-            stored,
-            clock: answered,
-        } = run(shard.execute(op))
-        else {
-            panic!()
-        };
-        assert!(stored);
-        assert_eq!(answered, clock);
+        with_executor(|dir| async move {
+            let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())
+                .await
+                .unwrap();
+            let key = KeyRef::new("t", "k");
+            let clock = VectorClock::from_entries([("c".to_string(), 4)], 8).unwrap();
+            let reply = shard
+                .execute(put(&key, None, PutClock::Given(clock.clone())))
+                .await;
+            let ShardReply::Put {
+                stored,
+                clock: answered,
+            } = reply
+            else {
+                panic!()
+            };
+            assert!(stored);
+            assert_eq!(answered, clock);
+        });
+    }
+
+    #[test]
+    fn reopening_replays_the_wal() {
+        with_executor(|dir| async move {
+            let config = StorageConfig::default();
+            let key = KeyRef::new("t", "k");
+            {
+                let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+                for v in ["a", "b", "c"] {
+                    shard.execute(put(&key, Some(v), PutClock::Blind)).await;
+                }
+                let other = KeyRef::new("t", "gone");
+                shard.execute(put(&other, Some("x"), PutClock::Blind)).await;
+                shard.execute(put(&other, None, PutClock::Blind)).await;
+            }
+            let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+            let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key }).await else {
+                panic!()
+            };
+            assert_eq!(versions.len(), 1);
+            assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"c"[..]));
+            assert_eq!(versions.merged_clock().get("n1"), 3);
+            let gone = KeyRef::new("t", "gone");
+            let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key: gone }).await
+            else {
+                panic!()
+            };
+            assert!(versions.visible().is_none());
+            assert_eq!(shard.stats().wal.replayed_records, 5);
+        });
     }
 }

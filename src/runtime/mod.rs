@@ -14,6 +14,7 @@ pub mod router;
 use crate::config::Config;
 use crate::engine::Shard;
 use crate::server::{conn, context::CoreContext};
+use crate::storage::datadir::{shard_dir, DataDir};
 use futures_lite::future;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -29,6 +30,7 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub enum RuntimeError {
+    DataDir(crate::storage::datadir::DataDirError),
     Port(port::PortError),
     Executors(String),
     Core { shard: usize, reason: String },
@@ -37,6 +39,7 @@ pub enum RuntimeError {
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            RuntimeError::DataDir(e) => write!(f, "{e}"),
             RuntimeError::Port(e) => write!(f, "{e}"),
             RuntimeError::Executors(e) => write!(f, "cannot start executors: {e}"),
             RuntimeError::Core { shard, reason } => write!(f, "shard {shard}: {reason}"),
@@ -51,6 +54,10 @@ impl std::error::Error for RuntimeError {}
 pub struct ShutdownFlags {
     pub requested: Arc<AtomicBool>,
     drained: Arc<AtomicUsize>,
+    /// Cores that finished opening their shard (successfully or not).
+    opened: Arc<AtomicUsize>,
+    /// A core failed to open its shard: every core stops.
+    open_failed: Arc<AtomicBool>,
 }
 
 /// CPUs this process may run on (its affinity mask), at least 1.
@@ -60,20 +67,24 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Runs the node until shutdown completes on every core.
-pub fn run(config: Config, shards: usize, flags: ShutdownFlags) -> Result<(), RuntimeError> {
-    let addr = port::probe(
-        config
-            .listen_addr()
-            .map_err(|e| RuntimeError::Executors(e.to_string()))?,
+/// Runs the node until shutdown completes on every core. The shard count
+/// comes from `node.shards`, or (when 0) from the data directory's META, or
+/// for a new directory one per available core.
+pub fn run(config: Config, flags: ShutdownFlags) -> Result<(), RuntimeError> {
+    let asked = (config.node.shards > 0).then_some(config.node.shards);
+    let data_dir = DataDir::open(
+        &config.node.data_dir,
+        asked,
+        available_cores(),
+        &config.node.node_id,
     )
-    .map_err(RuntimeError::Port)?;
-    std::fs::create_dir_all(&config.node.data_dir).map_err(|e| {
-        RuntimeError::Executors(format!(
-            "cannot create data_dir {}: {e}",
-            config.node.data_dir.display()
-        ))
-    })?;
+    .map_err(RuntimeError::DataDir)?;
+    let shards = data_dir.meta().shards;
+    let data_root = data_dir.root().to_path_buf();
+    let listen = config
+        .listen_addr()
+        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+    let addr = port::probe(listen).map_err(RuntimeError::Port)?;
     let placement = if shards <= available_cores() {
         PoolPlacement::MaxSpread(shards, None)
     } else {
@@ -95,8 +106,10 @@ pub fn run(config: Config, shards: usize, flags: ShutdownFlags) -> Result<(), Ru
     }
     tracing::info!(%addr, shards, node_id = %config.node.node_id, data_dir = %config.node.data_dir.display(), "starting");
     let handles = builder
-        .on_all_shards(move || core_main(config, shards, addr, mesh, flags, started))
+        .on_all_shards(move || core_main(config, data_root, shards, addr, mesh, flags, started))
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
+    // The data directory stays locked until every core has stopped.
+    let _data_dir = data_dir;
     let mut first_err = None;
     for result in handles.join_all() {
         let outcome = match result {
@@ -113,6 +126,7 @@ pub fn run(config: Config, shards: usize, flags: ShutdownFlags) -> Result<(), Ru
 
 async fn core_main(
     config: Config,
+    data_root: std::path::PathBuf,
     shards: usize,
     addr: SocketAddr,
     mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
@@ -129,7 +143,34 @@ async fn core_main(
         (None, None)
     };
     let shard_id = senders.as_ref().map_or(0, |s| s.peer_id());
-    let shard = Rc::new(Shard::new(shard_id, config.node.node_id.clone()));
+    let opened = Shard::open(
+        &shard_dir(&data_root, shard_id),
+        shard_id,
+        config.node.node_id.clone(),
+        &config.storage,
+    )
+    .await;
+    if opened.is_err() {
+        flags.open_failed.store(true, Ordering::Release);
+        flags.requested.store(true, Ordering::Release);
+    }
+    // Start-up barrier: nobody serves (or forwards) until every shard opened.
+    flags.opened.fetch_add(1, Ordering::AcqRel);
+    while flags.opened.load(Ordering::Acquire) < shards {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+    let shard = match opened {
+        Ok(s) => Rc::new(s),
+        Err(e) => {
+            return Err(RuntimeError::Core {
+                shard: shard_id,
+                reason: format!("cannot open shard: {e}"),
+            })
+        }
+    };
+    if flags.open_failed.load(Ordering::Acquire) {
+        return Ok(());
+    }
     let router = Rc::new(Router::new(shard, shards, senders));
     if let Some(r) = receivers {
         router.spawn_receivers(r);
@@ -199,6 +240,9 @@ async fn core_main(
     let barrier_deadline = Instant::now() + drain + Duration::from_secs(1);
     while flags.drained.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if let Err(e) = router.local_shard().close().await {
+        tracing::error!(shard = shard_id, error = %e, "closing the WAL failed");
     }
     router.close();
     tracing::info!(shard = shard_id, "core stopped");

@@ -264,6 +264,38 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                     format!("{p}requests_forwarded_in"),
                     s.requests_forwarded_in.to_string(),
                 );
+                let w = &s.wal;
+                metrics.insert(format!("{p}wal_bytes_written"), w.bytes_written.to_string());
+                metrics.insert(format!("{p}wal_fsyncs"), w.fsyncs.to_string());
+                metrics.insert(format!("{p}wal_records"), w.records.to_string());
+                let per_fsync = if w.fsyncs > 0 {
+                    w.records as f64 / w.fsyncs as f64
+                } else {
+                    0.0
+                };
+                metrics.insert(
+                    format!("{p}wal_writes_per_fsync"),
+                    format!("{per_fsync:.2}"),
+                );
+                let avg = if w.fsyncs > 0 {
+                    w.fsync_micros_total / w.fsyncs
+                } else {
+                    0
+                };
+                metrics.insert(format!("{p}wal_fsync_avg_us"), avg.to_string());
+                metrics.insert(
+                    format!("{p}wal_fsync_max_us"),
+                    w.fsync_micros_max.to_string(),
+                );
+                metrics.insert(
+                    format!("{p}wal_replayed_records"),
+                    w.replayed_records.to_string(),
+                );
+                metrics.insert(
+                    format!("{p}wal_replayed_bytes"),
+                    w.replayed_bytes.to_string(),
+                );
+                metrics.insert(format!("{p}wal_replay_us"), w.replay_micros.to_string());
             }
             proto::HealthResponse {
                 healthy: true,

@@ -1,0 +1,373 @@
+//! The data directory: exclusive ownership and the node metadata file.
+//!
+//! Owns, at start-up and before any executor runs:
+//! - `LOCK`: an exclusive `flock` held for the life of the process, so two
+//!   processes never open the same data directory;
+//! - `META`: format version, shard count, partitioning scheme and node id,
+//!   written atomically (temp file, fsync, rename, fsync of the directory);
+//! - one folder per shard, `shard-NNN`.
+//!
+//! Invariant: data written under one shard count and partitioning scheme is
+//! never opened under another; the node refuses with a message saying what
+//! to do. Blocking std I/O is fine here: it runs once, before serving.
+//!
+//! META layout (integers big-endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `PDBMETA\x01` |
+//! | 8 | 4 | format version (1) |
+//! | 12 | 4 | shard count |
+//! | 16 | 1 | partitioning scheme (1 = token range: `(token * shards) >> 64`) |
+//! | 17 | 2 | node id length n |
+//! | 19 | n | node id (UTF-8) |
+//! | 19 + n | 4 | crc32 of bytes 0 .. 19 + n |
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+const META_MAGIC: &[u8; 8] = b"PDBMETA\x01";
+/// The data format this binary reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Partitioning scheme 1: shard = (token * shards) >> 64.
+pub const PARTITIONING_TOKEN_RANGE: u8 = 1;
+
+#[derive(Debug)]
+pub enum DataDirError {
+    Io {
+        path: PathBuf,
+        reason: String,
+    },
+    Locked {
+        path: PathBuf,
+    },
+    Corrupted {
+        path: PathBuf,
+        reason: String,
+    },
+    UnknownFormat {
+        path: PathBuf,
+        found: u32,
+    },
+    UnknownPartitioning {
+        path: PathBuf,
+        found: u8,
+    },
+    ShardCountMismatch {
+        path: PathBuf,
+        stored: usize,
+        asked: usize,
+    },
+    NoMetadata {
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for DataDirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataDirError::Io { path, reason } => write!(f, "{}: {reason}", path.display()),
+            DataDirError::Locked { path } => write!(
+                f,
+                "data directory {} is in use by another pairdb-storage process; stop it or use another --data-dir",
+                path.display()
+            ),
+            DataDirError::Corrupted { path, reason } => {
+                write!(f, "{} is corrupted: {reason}; restore it from a backup", path.display())
+            }
+            DataDirError::UnknownFormat { path, found } => write!(
+                f,
+                "{} was written with data format {found}, this binary reads format {FORMAT_VERSION}; \
+                 run a pairdb-storage release that reads format {found}",
+                path.display()
+            ),
+            DataDirError::UnknownPartitioning { path, found } => write!(
+                f,
+                "{} uses partitioning scheme {found}, this binary knows only scheme {PARTITIONING_TOKEN_RANGE}",
+                path.display()
+            ),
+            DataDirError::ShardCountMismatch { path, stored, asked } => write!(
+                f,
+                "data directory {} holds {stored} shards but {asked} were asked for; start with \
+                 --shards {stored} (or leave --shards and node.shards unset), since resharding an \
+                 existing data directory is not supported",
+                path.display()
+            ),
+            DataDirError::NoMetadata { path } => write!(
+                f,
+                "data directory {} holds shard folders but no META file; it was not written by this \
+                 node or META was removed: restore META or use an empty directory",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DataDirError {}
+
+/// Contents of META.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub format_version: u32,
+    pub shards: usize,
+    pub partitioning: u8,
+    pub node_id: String,
+}
+
+/// An opened, locked data directory. The lock lasts as long as this value.
+#[derive(Debug)]
+pub struct DataDir {
+    root: PathBuf,
+    meta: Meta,
+    _lock: File,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> DataDirError {
+    DataDirError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Encodes META.
+pub fn encode_meta(meta: &Meta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(23 + meta.node_id.len());
+    out.extend_from_slice(META_MAGIC);
+    out.extend_from_slice(&meta.format_version.to_be_bytes());
+    out.extend_from_slice(&(meta.shards as u32).to_be_bytes());
+    out.push(meta.partitioning);
+    out.extend_from_slice(&(meta.node_id.len() as u16).to_be_bytes());
+    out.extend_from_slice(meta.node_id.as_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decodes META, checking magic, length and checksum (not the version).
+pub fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
+    if raw.len() < 23 {
+        return Err(format!(
+            "{} bytes, shorter than the smallest META",
+            raw.len()
+        ));
+    }
+    if &raw[..8] != META_MAGIC {
+        return Err("bad magic".into());
+    }
+    let n = u16::from_be_bytes([raw[17], raw[18]]) as usize;
+    if raw.len() != 23 + n {
+        return Err(format!("{} bytes, expected {}", raw.len(), 23 + n));
+    }
+    let stored = u32::from_be_bytes([raw[19 + n], raw[20 + n], raw[21 + n], raw[22 + n]]);
+    if crc32fast::hash(&raw[..19 + n]) != stored {
+        return Err("checksum mismatch".into());
+    }
+    let node_id = std::str::from_utf8(&raw[19..19 + n]).map_err(|_| "node id is not UTF-8")?;
+    Ok(Meta {
+        format_version: u32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]),
+        shards: u32::from_be_bytes([raw[12], raw[13], raw[14], raw[15]]) as usize,
+        partitioning: raw[16],
+        node_id: node_id.to_string(),
+    })
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+    f.sync_all().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+impl DataDir {
+    /// Opens (creating if needed) and locks `root`. `shards` is the count
+    /// asked for: `None` adopts the stored count, or `default_shards` for a
+    /// new directory.
+    pub fn open(
+        root: &Path,
+        shards: Option<usize>,
+        default_shards: usize,
+        node_id: &str,
+    ) -> Result<Self, DataDirError> {
+        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        let lock_path = root.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err(&lock_path, e))?;
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(DataDirError::Locked {
+                    path: root.to_path_buf(),
+                });
+            }
+            return Err(io_err(&lock_path, e));
+        }
+        let meta_path = root.join("META");
+        let meta = match std::fs::read(&meta_path) {
+            Ok(raw) => {
+                let meta = decode_meta(&raw).map_err(|reason| DataDirError::Corrupted {
+                    path: meta_path.clone(),
+                    reason,
+                })?;
+                if meta.format_version != FORMAT_VERSION {
+                    return Err(DataDirError::UnknownFormat {
+                        path: meta_path,
+                        found: meta.format_version,
+                    });
+                }
+                if meta.partitioning != PARTITIONING_TOKEN_RANGE {
+                    return Err(DataDirError::UnknownPartitioning {
+                        path: meta_path,
+                        found: meta.partitioning,
+                    });
+                }
+                if let Some(asked) = shards {
+                    if asked != meta.shards {
+                        return Err(DataDirError::ShardCountMismatch {
+                            path: root.to_path_buf(),
+                            stored: meta.shards,
+                            asked,
+                        });
+                    }
+                }
+                if meta.node_id != node_id {
+                    tracing::warn!(stored = %meta.node_id, configured = %node_id,
+                        "node id differs from the one recorded in META; recording the new id");
+                    let updated = Meta {
+                        node_id: node_id.to_string(),
+                        ..meta
+                    };
+                    write_atomic(root, "META", &encode_meta(&updated))?;
+                    updated
+                } else {
+                    meta
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let has_shards = std::fs::read_dir(root)
+                    .map_err(|e| io_err(root, e))?
+                    .filter_map(Result::ok)
+                    .any(|entry| entry.file_name().to_string_lossy().starts_with("shard-"));
+                if has_shards {
+                    return Err(DataDirError::NoMetadata {
+                        path: root.to_path_buf(),
+                    });
+                }
+                let meta = Meta {
+                    format_version: FORMAT_VERSION,
+                    shards: shards.unwrap_or(default_shards),
+                    partitioning: PARTITIONING_TOKEN_RANGE,
+                    node_id: node_id.to_string(),
+                };
+                write_atomic(root, "META", &encode_meta(&meta))?;
+                meta
+            }
+            Err(e) => return Err(io_err(&meta_path, e)),
+        };
+        for shard in 0..meta.shards {
+            let dir = shard_dir(root, shard);
+            std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            meta,
+            _lock: lock,
+        })
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// The folder of one shard.
+pub fn shard_dir(root: &Path, shard: usize) -> PathBuf {
+    root.join(format!("shard-{shard:03}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_and_every_flip_is_detected() {
+        let meta = Meta {
+            format_version: 1,
+            shards: 4,
+            partitioning: 1,
+            node_id: "node-a".into(),
+        };
+        let raw = encode_meta(&meta);
+        assert_eq!(decode_meta(&raw).unwrap(), meta);
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x01;
+            assert!(decode_meta(&bad).is_err(), "flip at byte {i} not detected");
+        }
+    }
+
+    #[test]
+    fn shard_count_is_recorded_and_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DataDir::open(dir.path(), None, 3, "n").unwrap();
+        assert_eq!(d.meta().shards, 3);
+        drop(d);
+        // Unset count adopts the stored one.
+        let d = DataDir::open(dir.path(), None, 8, "n").unwrap();
+        assert_eq!(d.meta().shards, 3);
+        drop(d);
+        let err = DataDir::open(dir.path(), Some(2), 8, "n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--shards 3"), "{err}");
+    }
+
+    #[test]
+    fn second_open_is_refused_while_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = DataDir::open(dir.path(), Some(1), 1, "n").unwrap();
+        let err = DataDir::open(dir.path(), Some(1), 1, "n").unwrap_err();
+        assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta {
+            format_version: 99,
+            shards: 1,
+            partitioning: 1,
+            node_id: "n".into(),
+        };
+        std::fs::write(dir.path().join("META"), encode_meta(&meta)).unwrap();
+        let err = DataDir::open(dir.path(), None, 1, "n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("format 99"), "{err}");
+    }
+
+    #[test]
+    fn shard_folders_without_meta_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("shard-000")).unwrap();
+        let err = DataDir::open(dir.path(), None, 1, "n").unwrap_err();
+        assert!(matches!(err, DataDirError::NoMetadata { .. }), "{err}");
+    }
+}

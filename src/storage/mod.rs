@@ -1,0 +1,21 @@
+//! Durable storage of a shard: encodings, WAL, SSTables, manifest, data
+//! directory. Pure formats (`codec`, `*::format`) are kept apart from the
+//! glommio file I/O that uses them.
+
+pub mod codec;
+pub mod datadir;
+pub mod manifest;
+pub mod sentinel;
+pub mod sstable;
+pub mod wal;
+
+/// A temporary directory for tests that do direct I/O: under the build's
+/// target folder (on the project's disk), since tmpfs has no O_DIRECT.
+#[cfg(test)]
+pub(crate) fn test_dir() -> tempfile::TempDir {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("test-tmp");
+    let _ = std::fs::create_dir_all(&base);
+    tempfile::tempdir_in(base).expect("create a test directory under target/")
+}
