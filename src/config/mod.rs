@@ -107,6 +107,10 @@ pub struct StorageConfig {
     pub wal_segment_bytes_max: u64,
     pub wal_pending_bytes_max: usize,
     pub wal_replay_skip_corruption: bool,
+    pub memtable_bytes_max: usize,
+    pub immutable_memtables_max: usize,
+    pub write_stall_timeout_ms: u64,
+    pub sstable_block_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -118,6 +122,10 @@ impl Default for StorageConfig {
             wal_segment_bytes_max: 64 * 1024 * 1024,
             wal_pending_bytes_max: 64 * 1024 * 1024,
             wal_replay_skip_corruption: false,
+            memtable_bytes_max: 64 * 1024 * 1024,
+            immutable_memtables_max: 2,
+            write_stall_timeout_ms: 2000,
+            sstable_block_bytes: 16 * 1024,
         }
     }
 }
@@ -312,6 +320,24 @@ impl Config {
             return bad(
                 "storage.wal_pending_bytes_max",
                 "must be at least limits.message_bytes_max".into(),
+            );
+        }
+        if st.memtable_bytes_max < 64 * 1024 {
+            return bad(
+                "storage.memtable_bytes_max",
+                "must be at least 64 KiB".into(),
+            );
+        }
+        if st.immutable_memtables_max == 0 {
+            return bad(
+                "storage.immutable_memtables_max",
+                "must be at least 1".into(),
+            );
+        }
+        if st.sstable_block_bytes < 1024 || st.sstable_block_bytes > 4 * 1024 * 1024 {
+            return bad(
+                "storage.sstable_block_bytes",
+                "must be between 1 KiB and 4 MiB".into(),
             );
         }
         if st.wal_periodic_interval_ms == 0 {

@@ -7,6 +7,9 @@ pub mod error;
 pub mod memtable;
 pub mod ops;
 pub mod shard;
+pub mod table;
+#[cfg(test)]
+mod model_check;
 
 pub use error::EngineError;
 pub use ops::{PutClock, ShardOp, ShardReply, ShardStats};

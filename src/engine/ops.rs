@@ -38,6 +38,12 @@ pub struct ShardStats {
     pub shard: usize,
     pub keys: u64,
     pub memtable_bytes: u64,
+    pub immutable_memtables: u64,
+    pub immutable_bytes: u64,
+    pub sstables: u64,
+    pub sstable_bytes: u64,
+    pub flushes: u64,
+    pub write_stalls: u64,
     /// Requests received on this core and executed here.
     pub requests_local: u64,
     /// Requests received on this core and sent to the owning core.

@@ -1,28 +1,49 @@
-//! One shard: the slice of the token ring a single core owns.
+//! One shard: the slice of the token ring a single core owns, stored as an
+//! LSM tree.
 //!
-//! Owns the shard's memtable, WAL writer and counters and executes
-//! [`ShardOp`]s against them. A shard is touched only by its own core (it is
-//! `!Send`, held in an `Rc`), so interior mutability through `RefCell`/`Cell`
-//! is enough; no borrow is ever held across an `.await`.
+//! Owns the shard's memtable, immutable memtables waiting for flush, open
+//! SSTables, manifest, WAL writer, background flusher and counters, and
+//! executes [`ShardOp`]s against them. A shard is touched only by its own
+//! core (`!Send`, held in an `Rc`), so `RefCell`/`Cell` suffice; no borrow is
+//! held across an `.await`.
 //!
-//! Write path: check WAL room (else MEMORY_PRESSURE, nothing changed), apply
-//! the version to the memtable, queue its WAL record in the same synchronous
-//! step (so log order is apply order), then answer only when the record is
-//! durable (sync mode permitting). A write that changes nothing (stale or
-//! repeated) still waits for the WAL to be durable up to that point, so a
+//! Write path: check WAL room and memtable room (else wait for flush up to
+//! `write_stall_timeout_ms`, then MEMORY_PRESSURE, nothing changed); read the
+//! key's versions from the SSTables (async), then in one synchronous step
+//! merge them with the memtables' versions, decide (stale, or the stamp of a
+//! blind write), apply to the memtable and queue the WAL record, so log order
+//! is apply order; answer when the record is durable. A write that changes
+//! nothing still waits for the WAL to be durable up to that point, so a
 //! retried write is never acknowledged before its original is on disk.
+//!
+//! Invariants:
+//! - every version a read could need is in the memtable, an immutable
+//!   memtable, or a table listed by the manifest; a flush installs its table
+//!   and drops its immutable memtable in one synchronous step, bumping
+//!   `epoch`, and readers that crossed an epoch re-read the tables;
+//! - an immutable memtable holds exactly the records of WAL segments below
+//!   the segment number its rotation yielded; those segments are deleted only
+//!   after the manifest naming its table is durable;
+//! - memory is bounded: at most `immutable_memtables_max` immutable memtables
+//!   plus one active memtable of about `memtable_bytes_max`.
 
 use super::memtable::Memtable;
-use super::ops::{PutClock, ShardOp, ShardReply, ShardStats};
+use super::ops::{PutClock, ShardOp, ShardReply, ShardStats, WalFigures};
+use super::table::Table;
 use super::EngineError;
 use crate::config::StorageConfig;
-use crate::model::{ApplyOutcome, Version};
+use crate::model::{ApplyOutcome, Version, VersionSet};
+use crate::storage::manifest::{self, Manifest};
 use crate::storage::wal::format::Record;
 use crate::storage::wal::replay;
 use crate::storage::wal::writer::{WalStart, WalWriter};
+use bytes::Bytes;
+use futures_channel::oneshot;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use std::cell::{Cell, RefCell};
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Request counters, bumped by the router on this core.
 #[derive(Debug, Default)]
@@ -30,6 +51,9 @@ pub struct ShardCounters {
     pub requests_local: Cell<u64>,
     pub requests_forwarded_out: Cell<u64>,
     pub requests_forwarded_in: Cell<u64>,
+    pub flushes: Cell<u64>,
+    pub flush_bytes: Cell<u64>,
+    pub write_stalls: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -38,11 +62,37 @@ impl ShardCounters {
     }
 }
 
+/// A full memtable waiting to become an SSTable.
+struct Immutable {
+    mem: Memtable,
+    /// First WAL segment holding records newer than `mem`; resolved by the
+    /// WAL committer when it switches segments.
+    wal_from: RefCell<Option<oneshot::Receiver<u64>>>,
+    /// Known segment number (after start-up replay).
+    wal_from_known: Cell<Option<u64>>,
+}
+
+struct State {
+    memtable: Memtable,
+    /// Oldest first.
+    immutables: Vec<Rc<Immutable>>,
+    /// Newest first.
+    tables: Vec<Rc<Table>>,
+    manifest: Manifest,
+}
+
 pub struct Shard {
     id: usize,
     node_id: String,
-    memtable: RefCell<Memtable>,
+    dir: PathBuf,
+    config: StorageConfig,
+    state: RefCell<State>,
+    /// Bumped whenever the set of tables changes.
+    epoch: Cell<u64>,
     wal: WalWriter,
+    flush_wake: LocalSender<()>,
+    /// Woken (closed and replaced) when a flush completes.
+    flushed: RefCell<Rc<glommio::sync::Semaphore>>,
     /// What start-up replayed, for metrics.
     recovery: replay::ReplaySummary,
     pub counters: ShardCounters,
@@ -56,102 +106,388 @@ pub fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal {
+        what: format!("{what} {}: {e}", path.display()),
+    }
+}
+
 impl Shard {
-    /// Opens the shard stored in `dir`: replays its WAL into a memtable and
-    /// starts a fresh WAL segment. Must run on the shard's own executor.
+    /// Opens the shard stored in `dir`: manifest, SSTables, then replay of the
+    /// WAL segments not yet covered by SSTables. A non-empty replayed
+    /// memtable is handed to the flusher at once. Must run on the shard's
+    /// own executor.
     pub async fn open(
         dir: &Path,
         id: usize,
         node_id: String,
         config: &StorageConfig,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Rc<Self>, EngineError> {
         crate::storage::sentinel::touch(dir).await?;
+        let manifest = manifest::load(dir, id as u32)?;
+        remove_unlisted_tables(dir, &manifest)?;
+        let mut tables = Vec::with_capacity(manifest.tables.len());
+        for meta in manifest.tables.iter().rev() {
+            tables.push(Rc::new(Table::open(dir, meta.clone()).await?));
+        }
+        for (no, path) in replay::list_segments(dir)? {
+            if no < manifest.wal_min_segment {
+                std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
+            }
+        }
         let mut memtable = Memtable::new();
         let recovery = replay::replay_dir(dir, id as u32, config, |key, version| {
             memtable.apply(&key, version);
         })
         .await?;
+        let next_segment_no = recovery.next_segment_no.max(manifest.wal_min_segment);
         let start = WalStart {
-            next_segment_no: recovery.next_segment_no,
+            next_segment_no,
             next_seq: recovery.next_seq,
         };
         let wal = WalWriter::start(dir.to_path_buf(), id as u32, config, start).await?;
-        Ok(Self {
+        let mut immutables = Vec::new();
+        if !memtable.is_empty() {
+            // Everything replayed lives in segments below the fresh one.
+            immutables.push(Rc::new(Immutable {
+                mem: memtable,
+                wal_from: RefCell::new(None),
+                wal_from_known: Cell::new(Some(next_segment_no)),
+            }));
+        }
+        let (flush_wake, flush_woken) = local_channel::new_bounded(1);
+        let shard = Rc::new(Self {
             id,
             node_id,
-            memtable: RefCell::new(memtable),
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+            state: RefCell::new(State {
+                memtable: Memtable::new(),
+                immutables,
+                tables,
+                manifest,
+            }),
+            epoch: Cell::new(0),
             wal,
+            flush_wake,
+            flushed: RefCell::new(Rc::new(glommio::sync::Semaphore::new(0))),
             recovery,
             counters: ShardCounters::default(),
-        })
-    }
-
-    /// Commits every queued WAL record and stops the WAL (clean shutdown).
-    pub async fn close(&self) -> Result<(), EngineError> {
-        self.wal.close().await
+        });
+        let tq = glommio::executor().create_task_queue(
+            glommio::Shares::Static(200),
+            glommio::Latency::NotImportant,
+            "flush",
+        );
+        let flusher = Rc::clone(&shard);
+        glommio::spawn_local_into(async move { flusher.flush_loop(flush_woken).await }, tq)
+            .map_err(|e| EngineError::Internal {
+                what: format!("cannot start the flusher: {e}"),
+            })?
+            .detach();
+        if !shard.state.borrow().immutables.is_empty() {
+            let _ = shard.flush_wake.try_send(());
+        }
+        Ok(shard)
     }
 
     pub fn id(&self) -> usize {
         self.id
     }
 
+    /// Clean shutdown: flushes every memtable (so a restart replays
+    /// nothing), then commits and stops the WAL.
+    pub async fn close(&self) -> Result<(), EngineError> {
+        self.flush(Duration::from_secs(60)).await?;
+        self.wal.close().await
+    }
+
+    /// Makes the memtable immutable and waits (up to `max`) until every
+    /// immutable memtable is an SSTable.
+    pub async fn flush(&self, max: Duration) -> Result<(), EngineError> {
+        if !self.state.borrow().memtable.is_empty() {
+            self.rotate_memtable();
+        }
+        let deadline = Instant::now() + max;
+        while !self.state.borrow().immutables.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(EngineError::Internal { what: format!("shard {}: flush did not finish in {max:?}", self.id) });
+            }
+            self.wait_flush((deadline - now).min(Duration::from_millis(100))).await;
+        }
+        Ok(())
+    }
+
     /// Executes one operation on this shard.
     pub async fn execute(&self, op: ShardOp) -> ShardReply {
-        match op {
-            ShardOp::Put { key, value, clock } => {
-                let estimate = key.storage_key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
-                if let Err(e) = self.wal.check_room(estimate) {
-                    return ShardReply::Failed(e);
-                }
-                let (ticket, stored, clock) = {
-                    let mut mem = self.memtable.borrow_mut();
-                    let clock = match clock {
-                        PutClock::Given(c) => c,
-                        PutClock::Blind => match mem.get(&key.storage_key) {
-                            Some(set) => set.blind_clock(&self.node_id),
-                            None => {
-                                let mut c = crate::model::VectorClock::new();
-                                c.increment(&self.node_id);
-                                c
-                            }
-                        },
-                    };
-                    let version = Version {
-                        clock,
-                        timestamp_ms: now_unix_ms(),
-                        value,
-                    };
-                    let logged = version.clone();
-                    let (outcome, set) = mem.apply(&key.storage_key, version);
-                    let merged = set.merged_clock();
-                    let stored = matches!(outcome, ApplyOutcome::Stored { .. });
-                    let ticket = if stored {
-                        self.wal.submit(Record::Put {
-                            key: key.storage_key.clone(),
-                            version: logged,
-                        })
-                    } else {
-                        self.wal.barrier()
-                    };
-                    (ticket, stored, merged)
-                };
-                match ticket.wait().await {
-                    Ok(()) => ShardReply::Put { stored, clock },
-                    Err(e) => ShardReply::Failed(e),
+        let result = match op {
+            ShardOp::Put { key, value, clock } => self.put(key.storage_key, value, clock).await,
+            ShardOp::Get { key } => self
+                .get(&key.storage_key)
+                .await
+                .map(|versions| ShardReply::Get { versions }),
+            ShardOp::Stats => Ok(ShardReply::Stats(self.stats())),
+        };
+        result.unwrap_or_else(ShardReply::Failed)
+    }
+
+    /// Versions of `key` in the tables, consistent with the current epoch
+    /// when this returns (no await may separate it from the caller's use).
+    async fn table_versions(&self, key: &[u8]) -> Result<Vec<Version>, EngineError> {
+        loop {
+            let epoch = self.epoch.get();
+            let tables: Vec<Rc<Table>> = self.state.borrow().tables.clone();
+            let mut out = Vec::new();
+            for t in tables {
+                if let Some(vs) = t.get(key).await? {
+                    out.extend(vs);
                 }
             }
-            ShardOp::Get { key } => {
-                let mem = self.memtable.borrow();
-                let versions = mem.get(&key.storage_key).cloned().unwrap_or_default();
-                ShardReply::Get { versions }
+            if self.epoch.get() == epoch {
+                return Ok(out);
             }
-            ShardOp::Stats => ShardReply::Stats(self.stats()),
         }
     }
 
-    fn wal_stats(&self) -> super::ops::WalFigures {
+    /// Every stored version of `key`, reconciled (memtables and tables).
+    fn reconcile(&self, key: &[u8], from_tables: Vec<Version>) -> VersionSet {
+        let st = self.state.borrow();
+        let mut set = VersionSet::from_versions(from_tables);
+        for imm in &st.immutables {
+            if let Some(s) = imm.mem.get(key) {
+                for v in s.versions() {
+                    set.apply(v.clone());
+                }
+            }
+        }
+        if let Some(s) = st.memtable.get(key) {
+            for v in s.versions() {
+                set.apply(v.clone());
+            }
+        }
+        set
+    }
+
+    async fn get(&self, key: &Bytes) -> Result<VersionSet, EngineError> {
+        let from_tables = self.table_versions(key).await?;
+        Ok(self.reconcile(key, from_tables))
+    }
+
+    async fn put(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        clock: PutClock,
+    ) -> Result<ShardReply, EngineError> {
+        let estimate = key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
+        self.wal.check_room(estimate)?;
+        self.make_room().await?;
+        let from_tables = self.table_versions(&key).await?;
+        // From here to the WAL submit: no await.
+        let mut full = self.reconcile(&key, from_tables);
+        let clock = match clock {
+            PutClock::Given(c) => c,
+            PutClock::Blind => full.blind_clock(&self.node_id),
+        };
+        let version = Version {
+            clock,
+            timestamp_ms: now_unix_ms(),
+            value,
+        };
+        let (stored, ticket) = match full.apply(version.clone()) {
+            ApplyOutcome::Stale => (false, self.wal.barrier()),
+            ApplyOutcome::Stored { .. } => {
+                self.state
+                    .borrow_mut()
+                    .memtable
+                    .apply(&key, version.clone());
+                let ticket = self.wal.submit(Record::Put { key, version });
+                (true, ticket)
+            }
+        };
+        let merged = full.merged_clock();
+        if stored && self.state.borrow().memtable.bytes() >= self.config.memtable_bytes_max {
+            self.rotate_memtable_if_room();
+        }
+        ticket.wait().await?;
+        Ok(ShardReply::Put {
+            stored,
+            clock: merged,
+        })
+    }
+
+    /// Waits while the memtable is full and no immutable slot is free.
+    async fn make_room(&self) -> Result<(), EngineError> {
+        let full = |s: &Self| {
+            let st = s.state.borrow();
+            st.memtable.bytes() >= s.config.memtable_bytes_max
+                && st.immutables.len() >= s.config.immutable_memtables_max
+        };
+        if !full(self) {
+            return Ok(());
+        }
+        ShardCounters::bump(&self.counters.write_stalls);
+        let deadline = Instant::now() + Duration::from_millis(self.config.write_stall_timeout_ms);
+        while full(self) {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(EngineError::Overloaded {
+                    what: format!(
+                        "shard {} is flushing memtables slower than writes arrive; retry with backoff",
+                        self.id
+                    ),
+                });
+            }
+            self.wait_flush(deadline - now).await;
+        }
+        self.rotate_memtable_if_room();
+        Ok(())
+    }
+
+    async fn wait_flush(&self, max: Duration) {
+        let sem = Rc::clone(&self.flushed.borrow());
+        futures_lite::future::or(
+            async {
+                let _ = sem.acquire(1).await;
+            },
+            glommio::timer::sleep(max),
+        )
+        .await;
+    }
+
+    fn rotate_memtable_if_room(&self) {
+        let st = self.state.borrow();
+        let due = st.memtable.bytes() >= self.config.memtable_bytes_max
+            && st.immutables.len() < self.config.immutable_memtables_max;
+        drop(st);
+        if due {
+            self.rotate_memtable();
+        }
+    }
+
+    /// Makes the memtable immutable and starts a fresh one and a fresh WAL
+    /// segment, in one synchronous step.
+    fn rotate_memtable(&self) {
+        let wal_from = self.wal.rotate();
+        let mut st = self.state.borrow_mut();
+        let mem = std::mem::take(&mut st.memtable);
+        st.immutables.push(Rc::new(Immutable {
+            mem,
+            wal_from: RefCell::new(Some(wal_from)),
+            wal_from_known: Cell::new(None),
+        }));
+        drop(st);
+        let _ = self.flush_wake.try_send(());
+    }
+
+    async fn flush_loop(self: Rc<Self>, woken: LocalReceiver<()>) {
+        loop {
+            let next = self.state.borrow().immutables.first().cloned();
+            let Some(imm) = next else {
+                if woken.recv().await.is_none() {
+                    return;
+                }
+                continue;
+            };
+            if let Err(e) = self.flush_one(&imm).await {
+                tracing::error!(shard = self.id, error = %e, "flush failed; retrying in 1 s");
+                glommio::timer::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// Writes the oldest immutable memtable as a table, records it in the
+    /// manifest, installs it, then deletes the WAL segments it covered.
+    async fn flush_one(&self, imm: &Rc<Immutable>) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let wal_from = match imm.wal_from_known.get() {
+            Some(n) => n,
+            None => {
+                let rx = imm.wal_from.borrow_mut().take();
+                let n = match rx {
+                    Some(rx) => rx.await.map_err(|_| EngineError::Internal {
+                        what: "the WAL did not switch segments (WAL failed?)".into(),
+                    })?,
+                    None => {
+                        return Err(EngineError::Internal {
+                            what: "flush lost its WAL marker".into(),
+                        })
+                    }
+                };
+                imm.wal_from_known.set(Some(n));
+                n
+            }
+        };
+        let file_no = {
+            let mut st = self.state.borrow_mut();
+            let n = st.manifest.next_file_no;
+            st.manifest.next_file_no += 1;
+            n
+        };
+        let meta = if imm.mem.is_empty() {
+            None
+        } else {
+            Some(
+                Table::write(
+                    &self.dir,
+                    file_no,
+                    imm.mem.iter(),
+                    self.config.sstable_block_bytes,
+                )
+                .await?,
+            )
+        };
+        let table = match &meta {
+            Some(m) => Some(Rc::new(Table::open(&self.dir, m.clone()).await?)),
+            None => None,
+        };
+        let mut next = self.state.borrow().manifest.clone();
+        if let Some(m) = &meta {
+            next.tables.push(m.clone());
+        }
+        next.wal_min_segment = next.wal_min_segment.max(wal_from);
+        manifest::store(&self.dir, &next).await?;
+        {
+            let mut st = self.state.borrow_mut();
+            if let Some(t) = table {
+                st.tables.insert(0, t);
+            }
+            st.immutables.retain(|i| !Rc::ptr_eq(i, imm));
+            next.next_file_no = next.next_file_no.max(st.manifest.next_file_no);
+            st.manifest = next;
+        }
+        self.epoch.set(self.epoch.get() + 1);
+        let old = std::mem::replace(
+            &mut *self.flushed.borrow_mut(),
+            Rc::new(glommio::sync::Semaphore::new(0)),
+        );
+        old.close();
+        ShardCounters::bump(&self.counters.flushes);
+        let bytes = meta.as_ref().map_or(0, |m| m.file_bytes);
+        self.counters
+            .flush_bytes
+            .set(self.counters.flush_bytes.get() + bytes);
+        for (no, path) in replay::list_segments(&self.dir)? {
+            if no < wal_from {
+                if let Err(e) = glommio::io::remove(&path).await {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove an obsolete WAL segment");
+                }
+            }
+        }
+        tracing::debug!(
+            shard = self.id,
+            file_no,
+            bytes,
+            micros = started.elapsed().as_micros() as u64,
+            "flushed"
+        );
+        Ok(())
+    }
+
+    fn wal_stats(&self) -> WalFigures {
         let w = self.wal.stats();
-        super::ops::WalFigures {
+        WalFigures {
             bytes_written: w.bytes_written.get(),
             fsyncs: w.fsyncs.get(),
             fsync_micros_total: w.fsync_micros_total.get(),
@@ -165,11 +501,17 @@ impl Shard {
     }
 
     pub fn stats(&self) -> ShardStats {
-        let mem = self.memtable.borrow();
+        let st = self.state.borrow();
         ShardStats {
             shard: self.id,
-            keys: mem.len() as u64,
-            memtable_bytes: mem.bytes() as u64,
+            keys: st.memtable.len() as u64 + st.tables.iter().map(|t| t.meta.entries).sum::<u64>(),
+            memtable_bytes: st.memtable.bytes() as u64,
+            immutable_memtables: st.immutables.len() as u64,
+            immutable_bytes: st.immutables.iter().map(|i| i.mem.bytes() as u64).sum(),
+            sstables: st.tables.len() as u64,
+            sstable_bytes: st.tables.iter().map(|t| t.meta.file_bytes).sum(),
+            flushes: self.counters.flushes.get(),
+            write_stalls: self.counters.write_stalls.get(),
             requests_local: self.counters.requests_local.get(),
             requests_forwarded_out: self.counters.requests_forwarded_out.get(),
             requests_forwarded_in: self.counters.requests_forwarded_in.get(),
@@ -178,8 +520,33 @@ impl Shard {
     }
 }
 
+/// Deletes `sst-*.sst` files the manifest does not list (a flush that
+/// crashed before its manifest edit) and stray temporary manifests.
+fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "list", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, "list", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let file_no = name
+            .strip_prefix("sst-")
+            .and_then(|n| n.strip_suffix(".sst"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(no) = file_no {
+            if !manifest.tables.iter().any(|t| t.file_no == no) {
+                tracing::info!(
+                    file = name,
+                    "removing an SSTable no manifest lists (unfinished flush)"
+                );
+                std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), "remove", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{KeyRef, VectorClock};
     use bytes::Bytes;

@@ -160,7 +160,7 @@ async fn core_main(
         glommio::timer::sleep(Duration::from_millis(2)).await;
     }
     let shard = match opened {
-        Ok(s) => Rc::new(s),
+        Ok(s) => s,
         Err(e) => {
             return Err(RuntimeError::Core {
                 shard: shard_id,

@@ -162,6 +162,39 @@ impl Node {
         }
     }
 
+    /// Spawns the binary on `port` with its data in `data_dir`, a directory
+    /// the caller owns and keeps across restarts (so a test can stop a node
+    /// and start another on the same data). Stderr and config go to a fresh
+    /// temporary directory of this node. Does not wait for readiness.
+    pub fn spawn_on_data_dir(opts: &NodeOptions, port: u16, data_dir: &Path) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = dir.path().join("stderr.log");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut cmd = command(&stderr_path);
+        cmd.arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--shards")
+            .arg(opts.shards.to_string())
+            .arg("--node-id")
+            .arg(&opts.node_id);
+        if let Some(text) = &opts.config {
+            let path = dir.path().join("shards.toml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(path);
+        }
+        let child = cmd.spawn().expect("spawn pairdb-storage");
+        Node {
+            child: Some(child),
+            addr,
+            node_id: opts.node_id.clone(),
+            shards: opts.shards,
+            stderr_path,
+            dir,
+        }
+    }
+
     /// Retries HealthCheck until it answers healthy.
     pub async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;

@@ -3,7 +3,8 @@
 //!
 //! Owns block cutting (a block closes once its raw entries reach
 //! `block_bytes_target`; an entry larger than the target gets a block of its
-//! own), the zstd decision per block (kept only when it saves at least 1/8),
+//! own), the zstd decision per block (kept only when it saves at least 1/8
+//! and the aligned block gets shorter by at least one 4096-byte unit),
 //! and the index, filter and footer written by [`SstBuilder::finish`].
 //!
 //! Streaming: finished blocks accumulate in an internal buffer that
@@ -26,7 +27,7 @@
 
 use super::filter::{key_hash, Filter};
 use super::format::{
-    seal_block, BlockKind, Footer, ALIGN, BLOCK_HEADER_LEN, FOOTER_LEN, FORMAT_VERSION,
+    align_up, seal_block, BlockKind, Footer, ALIGN, BLOCK_HEADER_LEN, FOOTER_LEN, FORMAT_VERSION,
     MAX_RAW_BLOCK_BYTES,
 };
 use super::SstError;
@@ -255,7 +256,18 @@ impl SstBuilder {
         }
         let out = self.compressor.as_mut()?.compress(&self.current).ok()?;
         let raw = self.current.len();
-        (out.len() <= raw - raw / 8).then_some(out)
+        // Worth it only if it saves 1/8 and the aligned block gets shorter:
+        // otherwise disk, I/O and cache use are the same and reads would pay
+        // for decompression for nothing.
+        let saves = out.len() <= raw - raw / 8;
+        let shorter = match (
+            align_up(BLOCK_HEADER_LEN + out.len()),
+            align_up(BLOCK_HEADER_LEN + raw),
+        ) {
+            (Some(z), Some(r)) => z < r,
+            _ => false,
+        };
+        (saves && shorter).then_some(out)
     }
 
     fn flush_block(&mut self) -> Result<(), SstError> {

@@ -45,7 +45,7 @@
 //! [`codec::encode_entry`](crate::storage::codec::encode_entry) (key, then the
 //! key's versions), keys strictly increasing (bytewise). Kind 1 stores the
 //! zstd frame of that byte string instead (written only when it saves at least
-//! 1/8 of `raw_len`). A block holds entries until their raw size reaches the
+//! 1/8 of `raw_len` and makes the aligned block shorter). A block holds entries until their raw size reaches the
 //! builder's target; an entry larger than the target gets a block of its own.
 //!
 //! # Index block payload (kind 2, never compressed)

@@ -373,9 +373,10 @@ fn block_of(t: &SstImage, image_len: usize, pos: usize) -> (usize, usize) {
 
 #[test]
 fn every_single_byte_flip_is_detected() {
-    // Two data blocks (one zstd, one raw), index, filter and footer.
+    // Two data blocks (one zstd, one raw), index, filter and footer: five
+    // units, every byte of which gets flipped.
     let mut rng = Rng(6);
-    let mut entries: Entries = (0..10u32)
+    let mut entries: Entries = (0..36u32)
         .map(|i| {
             (
                 format!("a{i:03}").into_bytes(),
@@ -389,8 +390,12 @@ fn every_single_byte_flip_is_detected() {
             versions_with(rng.bytes(200)),
         )
     }));
-    // Each entry is 246 bytes: ten fill a block exactly.
-    let mut b = SstBuilder::new(2460);
+    // 36 entries of 236 bytes fill a block exactly: 8496 raw bytes take
+    // three units raw, one unit compressed. The ten random entries after them
+    // make a one-unit block that cannot shrink, so it stays raw.
+    let entry = crate::storage::codec::entry_len(&entries[0].0, &entries[0].1);
+    assert_eq!(entry, 236);
+    let mut b = SstBuilder::new(36 * entry);
     for (k, v) in &entries {
         b.add(k, v).unwrap();
     }

@@ -752,7 +752,7 @@ mod tests {
     use crate::model::VectorClock;
     use proptest::prelude::*;
 
-    pub(crate) fn put(key: &str, clock: &[(&str, i64)], value: Option<Vec<u8>>) -> Record {
+    fn put(key: &str, clock: &[(&str, i64)], value: Option<Vec<u8>>) -> Record {
         Record::Put {
             key: Bytes::copy_from_slice(key.as_bytes()),
             version: Version {
@@ -1067,7 +1067,7 @@ mod tests {
         );
     }
 
-    pub(crate) fn arb_record() -> impl Strategy<Value = Record> {
+    fn arb_record() -> impl Strategy<Value = Record> {
         (
             proptest::collection::vec(any::<u8>(), 0..24),
             proptest::collection::btree_map("[a-z]{1,6}", 1i64..i64::MAX, 0..4),

@@ -67,6 +67,9 @@ struct Queue {
     closed: bool,
     /// A batch is being written or synced.
     in_flight: bool,
+    /// Segment switches requested: after `records[..pos]`, start a new
+    /// segment and report its number.
+    rotations: Vec<(usize, oneshot::Sender<u64>)>,
 }
 
 struct Shared {
@@ -260,6 +263,7 @@ impl WalWriter {
                 poisoned: None,
                 closed: false,
                 in_flight: false,
+                rotations: Vec::new(),
             }),
             wake,
             pending_bytes_max: config.wal_pending_bytes_max,
@@ -325,6 +329,19 @@ impl WalWriter {
         ticket
     }
 
+    /// Ends the current segment after every record submitted so far: later
+    /// records go to a new segment, whose number the receiver yields. Every
+    /// record submitted before this call is in a segment numbered below it.
+    pub fn rotate(&self) -> oneshot::Receiver<u64> {
+        let (tx, rx) = oneshot::channel();
+        let mut q = self.shared.queue.borrow_mut();
+        let pos = q.records.len();
+        q.rotations.push((pos, tx));
+        drop(q);
+        let _ = self.shared.wake.try_send(());
+        rx
+    }
+
     /// A ticket that resolves once everything submitted so far is durable
     /// (used to answer a repeated write only when its original is durable).
     pub fn barrier(&self) -> Ticket {
@@ -368,7 +385,10 @@ impl Committer {
     async fn run(mut self, woken: glommio::channels::local_channel::LocalReceiver<()>) {
         loop {
             let closed = self.shared.queue.borrow().closed;
-            let empty = self.shared.queue.borrow().records.is_empty();
+            let empty = {
+                let q = self.shared.queue.borrow();
+                q.records.is_empty() && q.rotations.is_empty()
+            };
             match self.shared.sync {
                 WalSync::Periodic if !closed => glommio::timer::sleep(self.periodic).await,
                 WalSync::Periodic => {}
@@ -382,21 +402,18 @@ impl Committer {
                 }
                 WalSync::Always | WalSync::Batch => {}
             }
-            let (records, waiters, closing) = {
+            let (records, waiters, rotations, closing) = {
                 let mut q = self.shared.queue.borrow_mut();
                 q.bytes = 0;
-                q.in_flight = !q.records.is_empty();
+                q.in_flight = !q.records.is_empty() || !q.rotations.is_empty();
                 (
                     std::mem::take(&mut q.records),
                     std::mem::take(&mut q.waiters),
+                    std::mem::take(&mut q.rotations),
                     q.closed,
                 )
             };
-            let result = if records.is_empty() {
-                Ok(())
-            } else {
-                self.commit(&records).await
-            };
+            let result = self.commit_with_rotations(&records, rotations).await;
             self.shared.queue.borrow_mut().in_flight = false;
             if let Err(e) = &result {
                 tracing::error!(shard = self.shard_id, error = %e, "WAL write failed; writes are refused until restart");
@@ -416,6 +433,29 @@ impl Committer {
             shard_id: self.shard_id,
             segment_no: self.segment.no,
         }
+    }
+
+    /// Commits `records`, switching segments where rotations were asked.
+    async fn commit_with_rotations(
+        &mut self,
+        records: &[Record],
+        rotations: Vec<(usize, oneshot::Sender<u64>)>,
+    ) -> Result<(), EngineError> {
+        let mut start = 0;
+        for (pos, tx) in rotations {
+            if pos > start {
+                self.commit(&records[start..pos]).await?;
+            }
+            start = pos;
+            let no = self.segment.no + 1;
+            self.segment =
+                Segment::create(&self.dir, self.shard_id, no, self.segment_bytes_max).await?;
+            let _ = tx.send(no);
+        }
+        if start < records.len() {
+            self.commit(&records[start..]).await?;
+        }
+        Ok(())
     }
 
     async fn commit(&mut self, records: &[Record]) -> Result<(), EngineError> {
