@@ -472,12 +472,23 @@ async fn verify_writer(mut wr: Writer, mut client: Client, label: String) -> (Wr
             .map(|(_, c)| c.clone())
             .unwrap_or_default();
         if !descends(&clock, &acked_clock) {
+            let observed = if r.success {
+                format!(
+                    "value {:?}... ({} B)",
+                    String::from_utf8_lossy(&r.value[..r.value.len().min(40)]),
+                    r.value.len()
+                )
+            } else {
+                format!("success=false, error_code {}", r.error_code)
+            };
             out.failures.push(fail(format!(
-                "read clock {clock:?} does not descend the acknowledged clock {acked_clock:?} \
-                 (success {}, error_code {}, value {:?})",
-                r.success,
-                r.error_code,
-                String::from_utf8_lossy(&r.value[..r.value.len().min(40)])
+                "{observed} with clock {clock:?}, which does not descend the acknowledged clock \
+                 {acked_clock:?}{}",
+                if clock.is_empty() && !r.success {
+                    " (LOST: nothing stored for this key)"
+                } else {
+                    ""
+                }
             )));
             continue;
         }

@@ -5,11 +5,11 @@
 
 pub mod error;
 pub mod memtable;
+#[cfg(test)]
+mod model_check;
 pub mod ops;
 pub mod shard;
 pub mod table;
-#[cfg(test)]
-mod model_check;
 
 pub use error::EngineError;
 pub use ops::{PutClock, ShardOp, ShardReply, ShardStats};

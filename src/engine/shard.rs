@@ -95,6 +95,10 @@ pub struct Shard {
     flushed: RefCell<Rc<glommio::sync::Semaphore>>,
     /// What start-up replayed, for metrics.
     recovery: replay::ReplaySummary,
+    /// Set by `halt`: the flusher starts no new flush.
+    halted: Cell<bool>,
+    /// A flush is between its first and last step.
+    flushing: Cell<bool>,
     pub counters: ShardCounters,
 }
 
@@ -172,6 +176,8 @@ impl Shard {
             flush_wake,
             flushed: RefCell::new(Rc::new(glommio::sync::Semaphore::new(0))),
             recovery,
+            halted: Cell::new(false),
+            flushing: Cell::new(false),
             counters: ShardCounters::default(),
         });
         let tq = glommio::executor().create_task_queue(
@@ -212,9 +218,12 @@ impl Shard {
         while !self.state.borrow().immutables.is_empty() {
             let now = Instant::now();
             if now >= deadline {
-                return Err(EngineError::Internal { what: format!("shard {}: flush did not finish in {max:?}", self.id) });
+                return Err(EngineError::Internal {
+                    what: format!("shard {}: flush did not finish in {max:?}", self.id),
+                });
             }
-            self.wait_flush((deadline - now).min(Duration::from_millis(100))).await;
+            self.wait_flush((deadline - now).min(Duration::from_millis(100)))
+                .await;
         }
         Ok(())
     }
@@ -381,8 +390,23 @@ impl Shard {
         let _ = self.flush_wake.try_send(());
     }
 
+    /// Stops background work as a crash would, at a point between flushes:
+    /// the flusher starts nothing new, and the WAL commits what it holds and
+    /// stops. Used by tests that reopen a shard in the same process.
+    pub async fn halt(&self) {
+        self.halted.set(true);
+        let _ = self.flush_wake.try_send(());
+        while self.flushing.get() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = self.wal.close().await;
+    }
+
     async fn flush_loop(self: Rc<Self>, woken: LocalReceiver<()>) {
         loop {
+            if self.halted.get() {
+                return;
+            }
             let next = self.state.borrow().immutables.first().cloned();
             let Some(imm) = next else {
                 if woken.recv().await.is_none() {
@@ -390,7 +414,10 @@ impl Shard {
                 }
                 continue;
             };
-            if let Err(e) = self.flush_one(&imm).await {
+            self.flushing.set(true);
+            let result = self.flush_one(&imm).await;
+            self.flushing.set(false);
+            if let Err(e) = result {
                 tracing::error!(shard = self.id, error = %e, "flush failed; retrying in 1 s");
                 glommio::timer::sleep(Duration::from_secs(1)).await;
             }

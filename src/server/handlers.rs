@@ -264,6 +264,15 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                     format!("{p}requests_forwarded_in"),
                     s.requests_forwarded_in.to_string(),
                 );
+                metrics.insert(
+                    format!("{p}immutable_memtables"),
+                    s.immutable_memtables.to_string(),
+                );
+                metrics.insert(format!("{p}immutable_bytes"), s.immutable_bytes.to_string());
+                metrics.insert(format!("{p}sstables"), s.sstables.to_string());
+                metrics.insert(format!("{p}sstable_bytes"), s.sstable_bytes.to_string());
+                metrics.insert(format!("{p}flushes"), s.flushes.to_string());
+                metrics.insert(format!("{p}write_stalls"), s.write_stalls.to_string());
                 let w = &s.wal;
                 metrics.insert(format!("{p}wal_bytes_written"), w.bytes_written.to_string());
                 metrics.insert(format!("{p}wal_fsyncs"), w.fsyncs.to_string());
@@ -277,11 +286,7 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                     format!("{p}wal_writes_per_fsync"),
                     format!("{per_fsync:.2}"),
                 );
-                let avg = if w.fsyncs > 0 {
-                    w.fsync_micros_total / w.fsyncs
-                } else {
-                    0
-                };
+                let avg = w.fsync_micros_total.checked_div(w.fsyncs).unwrap_or(0);
                 metrics.insert(format!("{p}wal_fsync_avg_us"), avg.to_string());
                 metrics.insert(
                     format!("{p}wal_fsync_max_us"),
