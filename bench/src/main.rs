@@ -108,6 +108,9 @@ struct Args {
     /// Only write every key once (as --preload does), then exit.
     #[arg(long)]
     preload_only: bool,
+    /// Print the server's HealthCheck metrics as one JSON object, then exit.
+    #[arg(long)]
+    health: bool,
     /// No live progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -432,6 +435,16 @@ async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         }
     }
     if args.ready_only {
+        return Ok(None);
+    }
+    if args.health {
+        let ch = args.endpoint()?.connect().await?;
+        let r = Client::new(ch)
+            .health_check(HealthCheckRequest {})
+            .await?
+            .into_inner();
+        let metrics: std::collections::BTreeMap<_, _> = r.metrics.into_iter().collect();
+        println!("{}", serde_json::to_string(&metrics)?);
         return Ok(None);
     }
     let chooser = match args.distribution {

@@ -108,6 +108,7 @@ pub struct StorageConfig {
     pub wal_pending_bytes_max: usize,
     pub wal_replay_skip_corruption: bool,
     pub memtable_bytes_max: usize,
+    pub wal_bytes_per_memtable_max: u64,
     pub immutable_memtables_max: usize,
     pub write_stall_timeout_ms: u64,
     pub sstable_block_bytes: usize,
@@ -123,6 +124,7 @@ impl Default for StorageConfig {
             wal_pending_bytes_max: 64 * 1024 * 1024,
             wal_replay_skip_corruption: false,
             memtable_bytes_max: 64 * 1024 * 1024,
+            wal_bytes_per_memtable_max: 256 * 1024 * 1024,
             immutable_memtables_max: 2,
             write_stall_timeout_ms: 2000,
             sstable_block_bytes: 16 * 1024,
@@ -326,6 +328,12 @@ impl Config {
             return bad(
                 "storage.memtable_bytes_max",
                 "must be at least 64 KiB".into(),
+            );
+        }
+        if st.wal_bytes_per_memtable_max < st.memtable_bytes_max as u64 {
+            return bad(
+                "storage.wal_bytes_per_memtable_max",
+                "must be at least storage.memtable_bytes_max".into(),
             );
         }
         if st.immutable_memtables_max == 0 {

@@ -89,6 +89,8 @@ pub struct Shard {
     state: RefCell<State>,
     /// Bumped whenever the set of tables changes.
     epoch: Cell<u64>,
+    /// `wal.submitted_bytes()` at the last memtable rotation.
+    wal_bytes_at_rotation: Cell<u64>,
     wal: WalWriter,
     flush_wake: LocalSender<()>,
     /// Woken (closed and replaced) when a flush completes.
@@ -144,6 +146,13 @@ impl Shard {
             memtable.apply(&key, version);
         })
         .await?;
+        if recovery.records == 0 {
+            // Nothing to replay: the segments (empty, or a prepared spare)
+            // are obsolete; without this every restart would leave two.
+            for (_, path) in replay::list_segments(dir)? {
+                std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
+            }
+        }
         let next_segment_no = recovery.next_segment_no.max(manifest.wal_min_segment);
         let start = WalStart {
             next_segment_no,
@@ -172,6 +181,7 @@ impl Shard {
                 manifest,
             }),
             epoch: Cell::new(0),
+            wal_bytes_at_rotation: Cell::new(0),
             wal,
             flush_wake,
             flushed: RefCell::new(Rc::new(glommio::sync::Semaphore::new(0))),
@@ -215,7 +225,7 @@ impl Shard {
             self.rotate_memtable();
         }
         let deadline = Instant::now() + max;
-        while !self.state.borrow().immutables.is_empty() {
+        while !self.state.borrow().immutables.is_empty() || self.flushing.get() {
             let now = Instant::now();
             if now >= deadline {
                 return Err(EngineError::Internal {
@@ -316,7 +326,7 @@ impl Shard {
             }
         };
         let merged = full.merged_clock();
-        if stored && self.state.borrow().memtable.bytes() >= self.config.memtable_bytes_max {
+        if stored && self.memtable_due() {
             self.rotate_memtable_if_room();
         }
         ticket.wait().await?;
@@ -329,9 +339,8 @@ impl Shard {
     /// Waits while the memtable is full and no immutable slot is free.
     async fn make_room(&self) -> Result<(), EngineError> {
         let full = |s: &Self| {
-            let st = s.state.borrow();
-            st.memtable.bytes() >= s.config.memtable_bytes_max
-                && st.immutables.len() >= s.config.immutable_memtables_max
+            s.memtable_due()
+                && s.state.borrow().immutables.len() >= s.config.immutable_memtables_max
         };
         if !full(self) {
             return Ok(());
@@ -365,12 +374,21 @@ impl Shard {
         .await;
     }
 
-    fn rotate_memtable_if_room(&self) {
+    /// The memtable should become immutable: it is full, or the WAL written
+    /// since the last rotation (overwrites of the same keys grow the WAL but
+    /// not the memtable) passed `wal_bytes_per_memtable_max`, bounding what
+    /// a restart replays.
+    fn memtable_due(&self) -> bool {
         let st = self.state.borrow();
-        let due = st.memtable.bytes() >= self.config.memtable_bytes_max
-            && st.immutables.len() < self.config.immutable_memtables_max;
-        drop(st);
-        if due {
+        let wal_since = self.wal.submitted_bytes() - self.wal_bytes_at_rotation.get();
+        !st.memtable.is_empty()
+            && (st.memtable.bytes() >= self.config.memtable_bytes_max
+                || wal_since >= self.config.wal_bytes_per_memtable_max)
+    }
+
+    fn rotate_memtable_if_room(&self) {
+        let room = self.state.borrow().immutables.len() < self.config.immutable_memtables_max;
+        if room && self.memtable_due() {
             self.rotate_memtable();
         }
     }
@@ -379,6 +397,7 @@ impl Shard {
     /// segment, in one synchronous step.
     fn rotate_memtable(&self) {
         let wal_from = self.wal.rotate();
+        self.wal_bytes_at_rotation.set(self.wal.submitted_bytes());
         let mut st = self.state.borrow_mut();
         let mem = std::mem::take(&mut st.memtable);
         st.immutables.push(Rc::new(Immutable {
@@ -417,11 +436,21 @@ impl Shard {
             self.flushing.set(true);
             let result = self.flush_one(&imm).await;
             self.flushing.set(false);
+            self.notify_flushed();
             if let Err(e) = result {
                 tracing::error!(shard = self.id, error = %e, "flush failed; retrying in 1 s");
                 glommio::timer::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+
+    /// Wakes everyone waiting in `wait_flush`.
+    fn notify_flushed(&self) {
+        let old = std::mem::replace(
+            &mut *self.flushed.borrow_mut(),
+            Rc::new(glommio::sync::Semaphore::new(0)),
+        );
+        old.close();
     }
 
     /// Writes the oldest immutable memtable as a table, records it in the
@@ -485,11 +514,6 @@ impl Shard {
             st.manifest = next;
         }
         self.epoch.set(self.epoch.get() + 1);
-        let old = std::mem::replace(
-            &mut *self.flushed.borrow_mut(),
-            Rc::new(glommio::sync::Semaphore::new(0)),
-        );
-        old.close();
         ShardCounters::bump(&self.counters.flushes);
         let bytes = meta.as_ref().map_or(0, |m| m.file_bytes);
         self.counters
@@ -753,8 +777,9 @@ pub(crate) mod tests {
                 }
                 shard.halt().await;
             }
+            // The first segment holds the records (the next one is a spare).
             let segments = files_with_prefix(&dir, "wal-");
-            let seg = segments.last().unwrap();
+            let seg = &segments[0];
             let mut raw = std::fs::read(seg).unwrap();
             raw[4096 + 45] ^= 0x01; // inside the first batch's payload
             std::fs::write(seg, raw).unwrap();
@@ -791,8 +816,9 @@ pub(crate) mod tests {
                 }
                 shard.halt().await;
             }
+            // The first segment holds the records (the next one is a spare).
             let segments = files_with_prefix(&dir, "wal-");
-            let seg = segments.last().unwrap();
+            let seg = &segments[0];
             let mut raw = std::fs::read(seg).unwrap();
             // Zero the tail end of the last batch: a write cut short.
             let end = raw.iter().rposition(|b| *b != 0).unwrap();
@@ -841,8 +867,9 @@ pub(crate) mod tests {
                     Some(big.as_bytes())
                 );
             }
-            // Only the segment written after the last rotation remains.
-            assert_eq!(files_with_prefix(&dir, "wal-").len(), 1);
+            // Only the segment written after the last rotation remains (and
+            // the spare being prepared for the next switch).
+            assert!(files_with_prefix(&dir, "wal-").len() <= 2);
             shard.close().await.unwrap();
             drop(shard);
             let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();

@@ -98,8 +98,9 @@ impl Table {
             if builder.ready_len() >= WRITE_CHUNK_BYTES {
                 let chunk = builder.take_ready();
                 pos = write_chunk(&file, &path, pos, &chunk).await?;
-                glommio::yield_if_needed().await;
             }
+            // Block compression is CPU work: let foreground tasks run.
+            glommio::yield_if_needed().await;
         }
         let (rest, summary) = builder.finish().map_err(|e| sst_error(&path, e))?;
         let end = write_chunk(&file, &path, pos, &rest).await?;

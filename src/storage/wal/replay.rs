@@ -110,6 +110,14 @@ pub async fn replay_dir(
             std::fs::remove_file(path).map_err(|e| io(path, "remove", e))?;
             continue;
         }
+        if data[..format::SEGMENT_HEADER_LEN].iter().all(|b| *b == 0) {
+            // A spare segment whose preparation never finished: its header is
+            // written last, and no record goes to a segment before that.
+            tracing::info!(file = %path.display(), "unfinished spare WAL segment: removed");
+            drop(file);
+            std::fs::remove_file(path).map_err(|e| io(path, "remove", e))?;
+            continue;
+        }
         let header = format::parse_segment_header(&data[..format::SEGMENT_HEADER_LEN])
             .map_err(|e| corrupted(path, 0, e))?;
         if header.segment_no != *no || header.shard_id != shard_id {
@@ -165,6 +173,7 @@ pub async fn replay_dir(
         file.close().await.map_err(|e| io(path, "close", e))?;
     }
     summary.next_segment_no = segments.last().map_or(0, |(no, _)| no + 1);
+    // (A removed spare's number is skipped too: numbers are never reused.)
     summary.micros = started.elapsed().as_micros() as u64;
     if summary.records > 0 {
         tracing::info!(

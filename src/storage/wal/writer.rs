@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 /// Write unit: multiple of every logical block size in use (512 or 4096).
 pub const ALIGN: u64 = 4096;
 
+/// Zero-fill write size when preparing a spare segment.
+const PREWRITE_CHUNK_BYTES: usize = 1 << 20;
+
 /// The file name of segment `no`.
 pub fn segment_file_name(no: u64) -> String {
     format!("wal-{no:016}.log")
@@ -76,6 +79,8 @@ struct Shared {
     queue: RefCell<Queue>,
     wake: glommio::channels::local_channel::LocalSender<()>,
     pending_bytes_max: usize,
+    /// Record bytes ever submitted (for flush-by-WAL-size decisions).
+    submitted_bytes: Cell<u64>,
     sync: WalSync,
     pub stats: WalStats,
 }
@@ -134,11 +139,15 @@ async fn sync_dir(dir: &Path) -> Result<(), EngineError> {
 }
 
 impl Segment {
+    /// Creates segment `no`. With `prewrite`, the whole body is written with
+    /// zeros first: later group commits then overwrite written blocks, and
+    /// their fdatasync needs no ext4 journal commit for extent conversion.
     async fn create(
         dir: &Path,
         shard_id: u32,
         no: u64,
         bytes_max: u64,
+        prewrite: bool,
     ) -> Result<Self, EngineError> {
         let path = dir.join(segment_file_name(no));
         let file = OpenOptions::new()
@@ -152,6 +161,19 @@ impl Segment {
         file.pre_allocate(bytes_max, false)
             .await
             .map_err(|e| io_error("preallocate WAL segment", &path, e))?;
+        if prewrite {
+            let mut pos = format::SEGMENT_HEADER_LEN as u64;
+            while pos < bytes_max {
+                let len = PREWRITE_CHUNK_BYTES.min((bytes_max - pos) as usize);
+                let mut zeros = file.alloc_dma_buffer(len);
+                zeros.as_bytes_mut().fill(0);
+                file.write_at(zeros, pos)
+                    .await
+                    .map_err(|e| io_error("prewrite WAL segment", &path, e))?;
+                pos += len as u64;
+                glommio::yield_if_needed().await;
+            }
+        }
         let header = format::encode_segment_header(format::SegmentId {
             shard_id,
             segment_no: no,
@@ -247,11 +269,14 @@ impl WalWriter {
         config: &StorageConfig,
         start: WalStart,
     ) -> Result<Self, EngineError> {
+        // The first segment is not zero-filled (start-up stays fast); every
+        // later one is prepared in the background while this one fills.
         let segment = Segment::create(
             &dir,
             shard_id,
             start.next_segment_no,
             config.wal_segment_bytes_max,
+            false,
         )
         .await?;
         let (wake, woken) = glommio::channels::local_channel::new_bounded(1);
@@ -267,6 +292,7 @@ impl WalWriter {
             }),
             wake,
             pending_bytes_max: config.wal_pending_bytes_max,
+            submitted_bytes: Cell::new(0),
             sync: config.wal_sync,
             stats: WalStats::default(),
         });
@@ -279,9 +305,15 @@ impl WalWriter {
             segment_bytes_max: config.wal_segment_bytes_max,
             batch_window: Duration::from_micros(config.wal_batch_window_us),
             periodic: Duration::from_millis(config.wal_periodic_interval_ms),
+            spare: None,
         };
         glommio::spawn_local(committer.run(woken)).detach();
         Ok(Self { shared })
+    }
+
+    /// Record bytes submitted since start.
+    pub fn submitted_bytes(&self) -> u64 {
+        self.shared.submitted_bytes.get()
     }
 
     pub fn stats(&self) -> &WalStats {
@@ -314,7 +346,9 @@ impl WalWriter {
     /// the ticket to await. Call [`WalWriter::check_room`] first.
     pub fn submit(&self, record: Record) -> Ticket {
         let mut q = self.shared.queue.borrow_mut();
-        q.bytes += record.encoded_len();
+        let len = record.encoded_len();
+        q.bytes += len;
+        add(&self.shared.submitted_bytes, len as u64);
         q.records.push(record);
         let ticket = if self.shared.sync == WalSync::Periodic {
             Ticket(None)
@@ -379,10 +413,42 @@ struct Committer {
     segment_bytes_max: u64,
     batch_window: Duration,
     periodic: Duration,
+    /// The next segment, being created and zero-filled in the background.
+    spare: Option<glommio::Task<Result<Segment, EngineError>>>,
 }
 
 impl Committer {
+    fn prepare_spare(&mut self) {
+        let (dir, shard_id, no, max) = (
+            self.dir.clone(),
+            self.shard_id,
+            self.segment.no + 1,
+            self.segment_bytes_max,
+        );
+        self.spare = Some(glommio::spawn_local(async move {
+            Segment::create(&dir, shard_id, no, max, true).await
+        }));
+    }
+
+    /// Switches to the next segment: the spare when ready, else a new one.
+    async fn next_segment(&mut self) -> Result<(), EngineError> {
+        let no = self.segment.no + 1;
+        let spare = match self.spare.take() {
+            Some(task) => task.await.ok().filter(|s| s.no == no),
+            None => None,
+        };
+        self.segment = match spare {
+            Some(s) => s,
+            None => {
+                Segment::create(&self.dir, self.shard_id, no, self.segment_bytes_max, false).await?
+            }
+        };
+        self.prepare_spare();
+        Ok(())
+    }
+
     async fn run(mut self, woken: glommio::channels::local_channel::LocalReceiver<()>) {
+        self.prepare_spare();
         loop {
             let closed = self.shared.queue.borrow().closed;
             let empty = {
@@ -447,10 +513,8 @@ impl Committer {
                 self.commit(&records[start..pos]).await?;
             }
             start = pos;
-            let no = self.segment.no + 1;
-            self.segment =
-                Segment::create(&self.dir, self.shard_id, no, self.segment_bytes_max).await?;
-            let _ = tx.send(no);
+            self.next_segment().await?;
+            let _ = tx.send(self.segment.no);
         }
         if start < records.len() {
             self.commit(&records[start..]).await?;
@@ -459,7 +523,8 @@ impl Committer {
     }
 
     async fn commit(&mut self, records: &[Record]) -> Result<(), EngineError> {
-        let stats = &self.shared.stats;
+        let shared = Rc::clone(&self.shared);
+        let stats = &shared.stats;
         let mut batch = Vec::new();
         format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records).map_err(
             |e| EngineError::Internal {
@@ -467,9 +532,7 @@ impl Committer {
             },
         )?;
         if self.segment.pos + batch.len() as u64 > self.segment_bytes_max {
-            let no = self.segment.no + 1;
-            self.segment =
-                Segment::create(&self.dir, self.shard_id, no, self.segment_bytes_max).await?;
+            self.next_segment().await?;
             batch.clear();
             format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records).map_err(
                 |e| EngineError::Internal {
