@@ -4,7 +4,7 @@
 #          -v pairdb-data:/var/lib/pairdb pairdb-storage
 # io_uring needs a kernel >= 5.8 on the host; the memlock ulimit lets each core
 # register its io_memory (see docs/operations.md).
-FROM rust:1.88-bookworm AS build
+FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p pairdb-storage && \

@@ -72,11 +72,7 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
         })
         .await;
         match next {
-            Some(Some(Ok((req, respond)))) => {
-                let core = Rc::clone(&core);
-                glommio::spawn_local(async move { handle_stream(req, respond, &core).await })
-                    .detach();
-            }
+            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core),
             Some(Some(Err(e))) => {
                 log_conn_error(peer, &e, "connection");
                 return;
@@ -97,12 +93,8 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
         })
         .await;
         match next {
-            Some(Some(Ok((req, respond)))) => {
-                // Opened before the client saw GOAWAY: still served.
-                let core = Rc::clone(&core);
-                glommio::spawn_local(async move { handle_stream(req, respond, &core).await })
-                    .detach();
-            }
+            // Opened before the client saw GOAWAY: still served.
+            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core),
             Some(Some(Err(e))) => {
                 log_conn_error(peer, &e, "connection");
                 return;
@@ -119,6 +111,12 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
             None => {}
         }
     }
+}
+
+/// Runs one stream as its own task, so the connection keeps being polled.
+fn spawn_stream(req: Request<RecvStream>, respond: SendResponse<Bytes>, core: &Rc<CoreContext>) {
+    let core = Rc::clone(core);
+    glommio::spawn_local(async move { handle_stream(req, respond, &core).await }).detach();
 }
 
 fn log_conn_error(peer: Option<std::net::SocketAddr>, e: &h2::Error, stage: &str) {

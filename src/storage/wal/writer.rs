@@ -110,6 +110,7 @@ impl Ticket {
 /// The open segment, owned by the committer task.
 struct Segment {
     file: DmaFile,
+    path: PathBuf,
     no: u64,
     /// Logical end of the last batch.
     pos: u64,
@@ -190,6 +191,7 @@ impl Segment {
         let start = format::SEGMENT_HEADER_LEN as u64;
         Ok(Self {
             file,
+            path,
             no,
             pos: start,
             aligned_start: start,
@@ -206,27 +208,16 @@ impl Segment {
         bytes[..self.tail.len()].copy_from_slice(&self.tail);
         bytes[self.tail.len()..len].copy_from_slice(batch);
         bytes[len..].fill(0);
-        let path = self
-            .file
-            .path()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default();
+        let end = self.pos + batch.len() as u64;
+        let new_aligned = end / ALIGN * ALIGN;
+        // The bytes of the last, partial block: rewritten by the next commit.
+        let new_tail = bytes[(new_aligned - self.aligned_start) as usize..len].to_vec();
         self.file
             .write_at(buf, self.aligned_start)
             .await
-            .map_err(|e| io_error("write WAL", &path, e))?;
+            .map_err(|e| io_error("write WAL", &self.path, e))?;
         add(&stats.bytes_written, padded);
-        let end = self.pos + batch.len() as u64;
-        let new_aligned = end / ALIGN * ALIGN;
-        let keep_from = (new_aligned - self.aligned_start) as usize;
-        let mut tail = Vec::with_capacity(len - keep_from);
-        tail.extend_from_slice(&self.tail[keep_from.min(self.tail.len())..]);
-        if keep_from > self.tail.len() {
-            tail.extend_from_slice(&batch[keep_from - self.tail.len()..]);
-        } else {
-            tail.extend_from_slice(batch);
-        }
-        self.tail = tail;
+        self.tail = new_tail;
         self.aligned_start = new_aligned;
         self.pos = end;
         debug_assert_eq!(self.aligned_start + self.tail.len() as u64, self.pos);
@@ -235,15 +226,10 @@ impl Segment {
 
     async fn sync(&self, stats: &WalStats) -> Result<(), EngineError> {
         let started = Instant::now();
-        let path = self
-            .file
-            .path()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default();
         self.file
             .fdatasync()
             .await
-            .map_err(|e| io_error("fdatasync WAL", &path, e))?;
+            .map_err(|e| io_error("fdatasync WAL", &self.path, e))?;
         let micros = started.elapsed().as_micros() as u64;
         add(&stats.fsyncs, 1);
         add(&stats.fsync_micros_total, micros);
