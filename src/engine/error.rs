@@ -12,6 +12,8 @@ pub enum EngineError {
     DiskFull,
     /// Too much work is queued; the caller should back off.
     Overloaded { what: String },
+    /// The request cannot be carried out as asked (answered INVALID_REQUEST).
+    Invalid { what: String },
     /// Anything else: an I/O error or a broken invariant.
     Internal { what: String },
 }
@@ -28,6 +30,7 @@ impl std::fmt::Display for EngineError {
             EngineError::Corrupted { what } => write!(f, "corrupted data: {what}"),
             EngineError::DiskFull => write!(f, "disk full: writes are refused until space returns"),
             EngineError::Overloaded { what } => write!(f, "overloaded: {what}"),
+            EngineError::Invalid { what } => write!(f, "invalid request: {what}"),
             EngineError::Internal { what } => write!(f, "internal error: {what}"),
         }
     }

@@ -82,7 +82,7 @@ async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
                 let set = model.entry(key).or_default();
                 let c = match &clock {
                     Some(pairs) => clock_of(pairs),
-                    None => set.blind_clock(NODE),
+                    None => set.blind_clock(NODE).unwrap(),
                 };
                 set.apply(Version {
                     clock: c,

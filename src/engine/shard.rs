@@ -214,8 +214,9 @@ impl Shard {
     /// Clean shutdown: flushes every memtable (so a restart replays
     /// nothing), then commits and stops the WAL.
     pub async fn close(&self) -> Result<(), EngineError> {
-        self.flush(Duration::from_secs(60)).await?;
-        self.wal.close().await
+        let flushed = self.flush(Duration::from_secs(60)).await;
+        let closed = self.wal.close().await;
+        flushed.and(closed)
     }
 
     /// Makes the memtable immutable and waits (up to `max`) until every
@@ -303,11 +304,22 @@ impl Shard {
         self.wal.check_room(estimate)?;
         self.make_room().await?;
         let from_tables = self.table_versions(&key).await?;
-        // From here to the WAL submit: no await.
+        // From here to the WAL submit: no await. The WAL may have failed or
+        // closed during the awaits above: check again before changing anything.
+        self.wal.check_room(0)?;
         let mut full = self.reconcile(&key, from_tables);
         let clock = match clock {
             PutClock::Given(c) => c,
-            PutClock::Blind => full.blind_clock(&self.node_id),
+            PutClock::Blind => {
+                full.blind_clock(&self.node_id)
+                    .ok_or_else(|| EngineError::Invalid {
+                        what: format!(
+                    "vector_clock: this node's counter ({}) is at its maximum, a blind write \
+                     cannot supersede the stored versions; write with an explicit clock",
+                    self.node_id
+                ),
+                    })?
+            }
         };
         let version = Version {
             clock,
@@ -481,22 +493,31 @@ impl Shard {
             st.manifest.next_file_no += 1;
             n
         };
-        let meta = if imm.mem.is_empty() {
-            None
-        } else {
-            Some(
-                Table::write(
-                    &self.dir,
-                    file_no,
-                    imm.mem.iter(),
-                    self.config.sstable_block_bytes,
-                )
-                .await?,
+        let staged = async {
+            if imm.mem.is_empty() {
+                return Ok((None, None));
+            }
+            let meta = Table::write(
+                &self.dir,
+                file_no,
+                imm.mem.iter(),
+                self.config.sstable_block_bytes,
             )
+            .await?;
+            let table = Rc::new(Table::open(&self.dir, meta.clone()).await?);
+            Ok::<_, EngineError>((Some(meta), Some(table)))
         };
-        let table = match &meta {
-            Some(m) => Some(Rc::new(Table::open(&self.dir, m.clone()).await?)),
-            None => None,
+        let (meta, table) = match staged.await {
+            Ok(v) => v,
+            Err(e) => {
+                // No manifest names this file yet: do not leave it behind
+                // (a retry takes a new number).
+                let path = self.dir.join(manifest::table_file_name(file_no));
+                if path.exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(e);
+            }
         };
         let mut next = self.state.borrow().manifest.clone();
         if let Some(m) = &meta {
@@ -572,7 +593,7 @@ impl Shard {
 }
 
 /// Deletes `sst-*.sst` files the manifest does not list (a flush that
-/// crashed before its manifest edit) and stray temporary manifests.
+/// crashed before its manifest edit).
 fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
     let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "list", e))?;
     for entry in entries {
@@ -653,6 +674,36 @@ pub(crate) mod tests {
             assert_eq!(versions.len(), 1);
             assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"b"[..]));
             assert_eq!(shard.stats().wal.records, 2);
+        });
+    }
+
+    #[test]
+    fn blind_write_past_the_counter_limit_is_refused_and_the_shard_keeps_working() {
+        with_executor(|dir| async move {
+            let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())
+                .await
+                .unwrap();
+            let key = KeyRef::new("t", "k");
+            let top = VectorClock::from_entries([("n1".to_string(), i64::MAX)], 8).unwrap();
+            let reply = shard
+                .execute(put(&key, Some("a"), PutClock::Given(top)))
+                .await;
+            assert!(
+                matches!(reply, ShardReply::Put { stored: true, .. }),
+                "{reply:?}"
+            );
+            let reply = shard.execute(put(&key, Some("b"), PutClock::Blind)).await;
+            assert!(
+                matches!(reply, ShardReply::Failed(EngineError::Invalid { .. })),
+                "{reply:?}"
+            );
+            let other = KeyRef::new("t", "other");
+            let reply = shard.execute(put(&other, Some("c"), PutClock::Blind)).await;
+            assert!(
+                matches!(reply, ShardReply::Put { stored: true, .. }),
+                "{reply:?}"
+            );
+            shard.flush(Duration::from_secs(10)).await.unwrap();
         });
     }
 

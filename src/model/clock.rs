@@ -150,6 +150,17 @@ impl VectorClock {
         }
     }
 
+    /// Like [`VectorClock::increment`], but refuses (returns `false`, clock
+    /// unchanged) when the counter would pass `i64::MAX`, the largest value
+    /// the wire and the on-disk formats carry.
+    pub fn try_increment(&mut self, node_id: &str) -> bool {
+        if self.get(node_id) >= i64::MAX as u64 {
+            return false;
+        }
+        self.increment(node_id);
+        true
+    }
+
     /// True when every entry of `other` is <= the same entry of `self`.
     pub fn descends(&self, other: &VectorClock) -> bool {
         matches!(self.compare(other), Causality::Equal | Causality::After)
@@ -302,6 +313,14 @@ mod tests {
         assert_eq!(many, Err(ClockError::TooManyEntries { entries: 3, max: 2 }));
         let long = VectorClock::from_entries([("x".repeat(NODE_ID_BYTES_MAX + 1), 1)], 64);
         assert!(matches!(long, Err(ClockError::NodeIdTooLong { .. })));
+    }
+
+    #[test]
+    fn try_increment_stops_at_the_wire_limit() {
+        let mut c = vc(&[("a", i64::MAX)]);
+        assert!(!c.try_increment("a"));
+        assert_eq!(c.get("a"), i64::MAX as u64);
+        assert!(c.try_increment("b"));
     }
 
     #[test]

@@ -118,10 +118,11 @@ impl VersionSet {
 
     /// The clock a blind write (or delete) gets on this node: it descends
     /// every stored version, so applying it overwrites them all.
-    pub fn blind_clock(&self, node_id: &str) -> VectorClock {
+    /// `None` when this node's counter is already at the largest value the
+    /// formats carry (`i64::MAX`): no clock can then descend the stored ones.
+    pub fn blind_clock(&self, node_id: &str) -> Option<VectorClock> {
         let mut clock = self.merged_clock();
-        clock.increment(node_id);
-        clock
+        clock.try_increment(node_id).then_some(clock)
     }
 
     /// The sibling a plain read answers: the latest live (non-tombstone)
@@ -206,7 +207,7 @@ mod tests {
         let mut set = VersionSet::new();
         set.apply(ver(&[("a", 1)], 1, Some("x")));
         set.apply(ver(&[("b", 3)], 1, Some("y")));
-        let clock = set.blind_clock("node");
+        let clock = set.blind_clock("node").unwrap();
         for v in set.versions() {
             assert_eq!(clock.compare(&v.clock), Causality::After);
         }

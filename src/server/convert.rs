@@ -98,6 +98,7 @@ pub fn error_code(e: &EngineError) -> proto::ErrorCode {
         EngineError::Corrupted { .. } => proto::ErrorCode::CorruptedData,
         EngineError::DiskFull => proto::ErrorCode::DiskFull,
         EngineError::Overloaded { .. } => proto::ErrorCode::MemoryPressure,
+        EngineError::Invalid { .. } => proto::ErrorCode::InvalidRequest,
         EngineError::Internal { .. } => proto::ErrorCode::InternalError,
     }
 }

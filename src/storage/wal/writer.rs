@@ -95,6 +95,12 @@ pub struct WalWriter {
 pub struct Ticket(Option<oneshot::Receiver<Result<(), EngineError>>>);
 
 impl Ticket {
+    fn failed(e: EngineError) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Err(e));
+        Ticket(Some(rx))
+    }
+
     pub async fn wait(self) -> Result<(), EngineError> {
         match self.0 {
             None => Ok(()),
@@ -212,10 +218,19 @@ impl Segment {
         let new_aligned = end / ALIGN * ALIGN;
         // The bytes of the last, partial block: rewritten by the next commit.
         let new_tail = bytes[(new_aligned - self.aligned_start) as usize..len].to_vec();
-        self.file
+        let written = self
+            .file
             .write_at(buf, self.aligned_start)
             .await
             .map_err(|e| io_error("write WAL", &self.path, e))?;
+        if written as u64 != padded {
+            return Err(EngineError::Internal {
+                what: format!(
+                    "short write to {}: {written} of {padded} bytes",
+                    self.path.display()
+                ),
+            });
+        }
         add(&stats.bytes_written, padded);
         self.tail = new_tail;
         self.aligned_start = new_aligned;
@@ -332,6 +347,9 @@ impl WalWriter {
     /// the ticket to await. Call [`WalWriter::check_room`] first.
     pub fn submit(&self, record: Record) -> Ticket {
         let mut q = self.shared.queue.borrow_mut();
+        if let Some(e) = &q.poisoned {
+            return Ticket::failed(e.clone());
+        }
         let len = record.encoded_len();
         q.bytes += len;
         add(&self.shared.submitted_bytes, len as u64);
@@ -366,6 +384,14 @@ impl WalWriter {
     /// (used to answer a repeated write only when its original is durable).
     pub fn barrier(&self) -> Ticket {
         let mut q = self.shared.queue.borrow_mut();
+        if let Some(e) = &q.poisoned {
+            return Ticket::failed(e.clone());
+        }
+        if q.closed {
+            return Ticket::failed(EngineError::Internal {
+                what: "the WAL is closed".into(),
+            });
+        }
         if self.shared.sync == WalSync::Periodic || (q.records.is_empty() && !q.in_flight) {
             return Ticket(None);
         }
@@ -465,7 +491,13 @@ impl Committer {
                     q.closed,
                 )
             };
-            let result = self.commit_with_rotations(&records, rotations).await;
+            // Once poisoned, nothing more is written: what reached the disk
+            // is unknown, and a later batch could be dropped by replay.
+            let poisoned = self.shared.queue.borrow().poisoned.clone();
+            let result = match poisoned {
+                Some(e) => Err(e),
+                None => self.commit_with_rotations(&records, rotations).await,
+            };
             self.shared.queue.borrow_mut().in_flight = false;
             if let Err(e) = &result {
                 tracing::error!(shard = self.shard_id, error = %e, "WAL write failed; writes are refused until restart");
