@@ -6,6 +6,10 @@
 //! configuration and must parse to exactly [`Config::default`] (a unit test
 //! keeps the two in step). Pure: no I/O beyond reading the named file.
 
+mod tuning;
+
+pub use tuning::{CacheConfig, CompactionConfig, FlowControlConfig, LEVELS};
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -112,6 +116,9 @@ pub struct StorageConfig {
     pub immutable_memtables_max: usize,
     pub write_stall_timeout_ms: u64,
     pub sstable_block_bytes: usize,
+    pub compaction: CompactionConfig,
+    pub flow_control: FlowControlConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for StorageConfig {
@@ -128,6 +135,9 @@ impl Default for StorageConfig {
             immutable_memtables_max: 2,
             write_stall_timeout_ms: 2000,
             sstable_block_bytes: 16 * 1024,
+            compaction: CompactionConfig::default(),
+            flow_control: FlowControlConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -353,6 +363,9 @@ impl Config {
                 "storage.wal_periodic_interval_ms",
                 "must be at least 1".into(),
             );
+        }
+        if let Err((key, reason)) = tuning::validate(&st.compaction, &st.flow_control) {
+            return bad(key, reason);
         }
         if self.runtime.mesh_channel_capacity == 0 {
             return bad("runtime.mesh_channel_capacity", "must be at least 1".into());

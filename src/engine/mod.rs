@@ -1,8 +1,14 @@
 //! The per-shard storage engine: what a core stores and how it answers.
 //!
-//! Today a shard keeps its data in a memtable; the shard's `execute` is the
-//! seam under which the WAL, SSTables and compaction are added.
+//! A [`Shard`] is an LSM tree owned by one core: WAL and memtables
+//! (`shard`, `memtable`), SSTables (`table`, over the pure formats in
+//! `storage::sstable`), leveled compaction (`compaction`), an adaptive read
+//! cache (`cache`) and write flow control (`shard::flow`). Errors of this
+//! layer are [`EngineError`]; requests and answers are [`ShardOp`] and
+//! [`ShardReply`].
 
+pub mod cache;
+pub mod compaction;
 pub mod error;
 pub mod memtable;
 #[cfg(test)]

@@ -43,7 +43,12 @@ pub struct ShardStats {
     pub sstables: u64,
     pub sstable_bytes: u64,
     pub flushes: u64,
-    pub write_stalls: u64,
+    pub flush_bytes: u64,
+    /// Tables and bytes per level, L0 first.
+    pub levels: Vec<LevelFigures>,
+    pub compaction: CompactionFigures,
+    pub flow: FlowFigures,
+    pub cache: CacheFigures,
     /// Requests received on this core and executed here.
     pub requests_local: u64,
     /// Requests received on this core and sent to the owning core.
@@ -51,6 +56,56 @@ pub struct ShardStats {
     /// Requests another core received and this core executed.
     pub requests_forwarded_in: u64,
     pub wal: WalFigures,
+}
+
+/// One level of a shard's LSM tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LevelFigures {
+    pub tables: u64,
+    pub bytes: u64,
+    /// The level's byte target (0: none, for L0 and the last level).
+    pub target_bytes: u64,
+}
+
+/// Compaction work of one shard since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionFigures {
+    pub compactions: u64,
+    pub trivial_moves: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Estimated bytes compaction must still rewrite to bring every level
+    /// under its target.
+    pub pending_bytes: u64,
+    pub micros: u64,
+    /// Time compactions slept for the I/O rate limit.
+    pub throttled_micros: u64,
+    pub keys_purged: u64,
+    pub failures: u64,
+    pub running: bool,
+}
+
+/// Write flow control of one shard: thresholds and what writers waited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowFigures {
+    pub l0_slowdown_tables: u64,
+    pub l0_stop_tables: u64,
+    pub immutable_memtables_max: u64,
+    pub write_slowdowns: u64,
+    pub write_slowdown_micros: u64,
+    pub write_stalls: u64,
+    pub write_stall_micros: u64,
+}
+
+/// The shard's read cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheFigures {
+    pub capacity_bytes: u64,
+    pub bytes: u64,
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
 }
 
 /// WAL figures of one shard.

@@ -143,11 +143,12 @@ async fn core_main(
         (None, None)
     };
     let shard_id = senders.as_ref().map_or(0, |s| s.peer_id());
-    let opened = Shard::open(
+    let opened = Shard::open_sharded(
         &shard_dir(&data_root, shard_id),
         shard_id,
         config.node.node_id.clone(),
         &config.storage,
+        shards,
     )
     .await;
     if opened.is_err() {

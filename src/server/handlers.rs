@@ -10,7 +10,7 @@
 use super::context::CoreContext;
 use super::convert::{self, Invalid};
 use super::grpc::{encode_frame, Code, Status};
-use crate::engine::{PutClock, ShardOp, ShardReply};
+use crate::engine::{PutClock, ShardOp, ShardReply, ShardStats};
 use crate::model::{owner_shard, KeyRef};
 use crate::proto;
 use bytes::Bytes;
@@ -272,7 +272,8 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                 metrics.insert(format!("{p}sstables"), s.sstables.to_string());
                 metrics.insert(format!("{p}sstable_bytes"), s.sstable_bytes.to_string());
                 metrics.insert(format!("{p}flushes"), s.flushes.to_string());
-                metrics.insert(format!("{p}write_stalls"), s.write_stalls.to_string());
+                metrics.insert(format!("{p}flush_bytes"), s.flush_bytes.to_string());
+                insert_engine_figures(&mut metrics, &p, &s);
                 let w = &s.wal;
                 metrics.insert(format!("{p}wal_bytes_written"), w.bytes_written.to_string());
                 metrics.insert(format!("{p}wal_fsyncs"), w.fsyncs.to_string());
@@ -317,4 +318,56 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
             }
         }
     }
+}
+
+/// Levels, compaction, flow control and cache figures of one shard, under
+/// the prefix `p` (`shard.N.`).
+fn insert_engine_figures(metrics: &mut HashMap<String, String>, p: &str, s: &ShardStats) {
+    let mut put = |k: &str, v: String| {
+        metrics.insert(format!("{p}{k}"), v);
+    };
+    for (i, l) in s.levels.iter().enumerate() {
+        put(&format!("level.{i}.tables"), l.tables.to_string());
+        put(&format!("level.{i}.bytes"), l.bytes.to_string());
+        put(
+            &format!("level.{i}.target_bytes"),
+            l.target_bytes.to_string(),
+        );
+    }
+    let c = &s.compaction;
+    put("compactions", c.compactions.to_string());
+    put("compaction_trivial_moves", c.trivial_moves.to_string());
+    put("compaction_bytes_read", c.bytes_read.to_string());
+    put("compaction_bytes_written", c.bytes_written.to_string());
+    put("compaction_pending_bytes", c.pending_bytes.to_string());
+    put("compaction_us", c.micros.to_string());
+    put("compaction_throttled_us", c.throttled_micros.to_string());
+    put("compaction_keys_purged", c.keys_purged.to_string());
+    put("compaction_failures", c.failures.to_string());
+    put("compaction_running", c.running.to_string());
+    let f = &s.flow;
+    put("l0_slowdown_tables", f.l0_slowdown_tables.to_string());
+    put("l0_stop_tables", f.l0_stop_tables.to_string());
+    put(
+        "immutable_memtables_max",
+        f.immutable_memtables_max.to_string(),
+    );
+    put("write_slowdowns", f.write_slowdowns.to_string());
+    put("write_slowdown_us", f.write_slowdown_micros.to_string());
+    put("write_stalls", f.write_stalls.to_string());
+    put("write_stall_us", f.write_stall_micros.to_string());
+    let k = &s.cache;
+    put("cache_capacity_bytes", k.capacity_bytes.to_string());
+    put("cache_bytes", k.bytes.to_string());
+    put("cache_entries", k.entries.to_string());
+    put("cache_hits", k.hits.to_string());
+    put("cache_misses", k.misses.to_string());
+    put("cache_evictions", k.evictions.to_string());
+    let lookups = k.hits + k.misses;
+    let ratio = if lookups > 0 {
+        k.hits as f64 / lookups as f64
+    } else {
+        0.0
+    };
+    put("cache_hit_ratio", format!("{ratio:.4}"));
 }

@@ -1,9 +1,10 @@
 //! One open SSTable of a shard: its file, index and filter, and the glommio
 //! DMA I/O that writes and reads it.
 //!
-//! Owns writing a memtable out as a table file (blocks streamed as the
-//! builder finishes them, then one fdatasync) and point reads (filter, index,
-//! one block read, verified). The pure format lives in
+//! Owns opening a table (footer, index and filter kept in memory), point
+//! reads (key range, filter, index, one block read, verified), and, in its
+//! submodules, streaming table creation ([`writer`]) and sequential scans
+//! for compaction ([`scan`]). The pure format lives in
 //! `storage::sstable`. Invariants: a table is opened only from a complete,
 //! synced file named by the manifest; every block read is checksum-verified
 //! before use, and a failed check is reported as corruption, never as data.
@@ -11,24 +12,32 @@
 use super::EngineError;
 use crate::model::{Version, VersionSet};
 use crate::storage::manifest::{table_file_name, TableMeta};
-use crate::storage::sstable::{self, Filter, Footer, Index, SstBuilder, SstError};
+use crate::storage::sstable::{self, Filter, Footer, Index, SstError};
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// Bytes written per DMA write while streaming a table out.
-const WRITE_CHUNK_BYTES: usize = 1 << 20;
+pub mod scan;
+pub mod writer;
+
+pub use scan::RunScan;
+pub use writer::TableWriter;
 
 pub struct Table {
+    /// The manifest entry the table was opened with (`meta.level` is the
+    /// level at open; [`Table::level`] is current).
     pub meta: TableMeta,
+    /// Current level: a trivial move changes it without rewriting the file.
+    level: Cell<u8>,
     path: PathBuf,
     file: Rc<DmaFile>,
     index: Index,
     filter: Filter,
 }
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
+pub(crate) fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
     let text = e.to_string();
     if text.contains("os error 28") {
         return EngineError::DiskFull;
@@ -38,7 +47,7 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
     }
 }
 
-fn sst_error(path: &Path, e: SstError) -> EngineError {
+pub(crate) fn sst_error(path: &Path, e: SstError) -> EngineError {
     if e.is_corruption() {
         EngineError::Corrupted {
             what: format!("SSTable {}: {e}", path.display()),
@@ -50,7 +59,7 @@ fn sst_error(path: &Path, e: SstError) -> EngineError {
     }
 }
 
-async fn read_exact(
+pub(crate) async fn read_exact(
     file: &DmaFile,
     path: &Path,
     pos: u64,
@@ -81,44 +90,16 @@ impl Table {
         entries: impl Iterator<Item = (&'a Bytes, &'a VersionSet)>,
         block_bytes_target: usize,
     ) -> Result<TableMeta, EngineError> {
-        let path = dir.join(table_file_name(file_no));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(&path)
-            .await
-            .map_err(|e| io(&path, "create", e))?;
-        let mut builder = SstBuilder::new(block_bytes_target);
-        let mut pos = 0u64;
+        let mut writer = TableWriter::create(dir, file_no, block_bytes_target).await?;
         for (key, set) in entries {
-            builder
-                .add(key, set.versions())
-                .map_err(|e| sst_error(&path, e))?;
-            if builder.ready_len() >= WRITE_CHUNK_BYTES {
-                let chunk = builder.take_ready();
-                pos = write_chunk(&file, &path, pos, &chunk).await?;
+            if let Err(e) = writer.add(key, set.versions()).await {
+                writer.abandon().await;
+                return Err(e);
             }
             // Block compression is CPU work: let foreground tasks run.
             glommio::yield_if_needed().await;
         }
-        let (rest, summary) = builder.finish().map_err(|e| sst_error(&path, e))?;
-        let end = write_chunk(&file, &path, pos, &rest).await?;
-        debug_assert_eq!(end, summary.file_bytes);
-        file.fdatasync().await.map_err(|e| io(&path, "sync", e))?;
-        file.close().await.map_err(|e| io(&path, "close", e))?;
-        let d = glommio::io::Directory::open(dir)
-            .await
-            .map_err(|e| io(dir, "open", e))?;
-        d.sync().await.map_err(|e| io(dir, "sync", e))?;
-        Ok(TableMeta {
-            level: 0,
-            file_no,
-            file_bytes: summary.file_bytes,
-            entries: summary.entry_count,
-            smallest: summary.smallest_key.unwrap_or_default(),
-            largest: summary.largest_key.unwrap_or_default(),
-        })
+        writer.finish(0).await
     }
 
     /// Opens a table the manifest lists: footer, index and filter are read
@@ -154,6 +135,7 @@ impl Table {
         let raw = read_exact(&file, &path, r.start, (r.end - r.start) as usize).await?;
         let filter = Filter::parse(&raw).map_err(|e| sst_error(&path, e.rebase(r.start)))?;
         Ok(Self {
+            level: Cell::new(meta.level),
             meta,
             path,
             file: Rc::new(file),
@@ -164,7 +146,10 @@ impl Table {
 
     /// The versions this table holds for `key`, if any.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, EngineError> {
-        if !self.filter.may_contain(key) {
+        if key < &self.meta.smallest[..]
+            || key > &self.meta.largest[..]
+            || !self.filter.may_contain(key)
+        {
             return Ok(None);
         }
         let Some(i) = self.index.find(key) else {
@@ -186,32 +171,13 @@ impl Table {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
 
-async fn write_chunk(
-    file: &DmaFile,
-    path: &Path,
-    pos: u64,
-    chunk: &[u8],
-) -> Result<u64, EngineError> {
-    if chunk.is_empty() {
-        return Ok(pos);
+    pub fn level(&self) -> u8 {
+        self.level.get()
     }
-    debug_assert_eq!(chunk.len() % sstable::ALIGN, 0);
-    let mut buf = file.alloc_dma_buffer(chunk.len());
-    buf.as_bytes_mut().copy_from_slice(chunk);
-    let written = file
-        .write_at(buf, pos)
-        .await
-        .map_err(|e| io(path, "write", e))?;
-    if written != chunk.len() {
-        return Err(EngineError::Internal {
-            what: format!(
-                "short write to {}: {written} of {} bytes",
-                path.display(),
-                chunk.len()
-            ),
-        });
+
+    /// Records a trivial move (the manifest edit is the caller's).
+    pub fn set_level(&self, level: u8) {
+        self.level.set(level);
     }
-    Ok(pos + chunk.len() as u64)
 }

@@ -1,0 +1,170 @@
+//! The I/O half of a compaction: a k-way merge of table runs into new tables.
+//!
+//! Owns [`merge`]: reads every source run in key order, gathers each key's
+//! versions from all sources, reconciles them with
+//! [`purge::merge_key`](super::purge::merge_key) (dominated versions
+//! dropped, siblings kept, old tombstones purged where no deeper level may
+//! hold the key), and writes the survivors to output tables cut at the
+//! target size, under the compaction rate limit, yielding to foreground work
+//! between keys. It changes no shard state: installing the outputs is the
+//! caller's single manifest edit.
+//!
+//! Invariants: output keys strictly increase and every output table holds a
+//! disjoint range; on error or stop every output written so far is removed
+//! (none is listed anywhere yet), so a failed merge leaves nothing behind.
+
+use super::picker::{key_may_exist_below, TableInfo};
+use super::purge::{merge_key, MergeOutcome, PurgeRule};
+use super::rate::RateLimiter;
+use crate::engine::table::{RunScan, TableWriter};
+use crate::engine::EngineError;
+use crate::storage::manifest::{table_file_name, TableMeta};
+use bytes::Bytes;
+use std::cell::Cell;
+use std::path::Path;
+
+/// What a merge needs besides its sources.
+pub struct MergeSpec<'a> {
+    pub dir: &'a Path,
+    pub output_level: u8,
+    /// Every table of the shard (for "may a deeper level hold this key").
+    pub all_tables: &'a [TableInfo],
+    pub block_bytes: usize,
+    pub table_target_bytes: u64,
+    pub now_unix_ms: i64,
+    pub tombstone_grace_ms: i64,
+    /// Set when the shard stops: the merge gives up between keys.
+    pub stop: &'a Cell<bool>,
+    /// Hands out fresh table file numbers.
+    pub next_file_no: &'a dyn Fn() -> u64,
+}
+
+/// What a finished merge produced.
+#[derive(Debug, Default)]
+pub struct MergeOutput {
+    pub tables: Vec<TableMeta>,
+    /// Keys whose tombstones were purged (their cached versions must go).
+    pub purged_keys: Vec<Bytes>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub keys_in: u64,
+    pub keys_out: u64,
+}
+
+/// Merges `sources` (each a run in key order) into tables at
+/// `spec.output_level`. See the module invariants.
+pub async fn merge(
+    spec: &MergeSpec<'_>,
+    mut sources: Vec<RunScan>,
+    limiter: &mut RateLimiter,
+) -> Result<MergeOutput, EngineError> {
+    let mut out = MergeOutput::default();
+    let mut writer: Option<TableWriter> = None;
+    let result = merge_into(spec, &mut sources, limiter, &mut out, &mut writer).await;
+    match result {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            if let Some(w) = writer.take() {
+                w.abandon().await;
+            }
+            for t in &out.tables {
+                let path = spec.dir.join(table_file_name(t.file_no));
+                if let Err(e) = glommio::io::remove(&path).await {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove an output of a failed compaction");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn merge_into(
+    spec: &MergeSpec<'_>,
+    sources: &mut [RunScan],
+    limiter: &mut RateLimiter,
+    out: &mut MergeOutput,
+    writer: &mut Option<TableWriter>,
+) -> Result<(), EngineError> {
+    for s in sources.iter_mut() {
+        let n = s.fill().await?;
+        out.bytes_read += n;
+        limiter.consume(n).await;
+    }
+    loop {
+        if spec.stop.get() {
+            return Err(EngineError::Internal {
+                what: "compaction stopped: the shard is closing".into(),
+            });
+        }
+        let Some(key) = sources
+            .iter()
+            .filter_map(|s| s.peek().map(|(k, _)| k))
+            .min()
+            .cloned()
+        else {
+            break;
+        };
+        let mut versions = Vec::new();
+        for s in sources.iter_mut() {
+            if s.peek().is_some_and(|(k, _)| *k == key) {
+                if let Some((_, vs)) = s.take() {
+                    versions.extend(vs);
+                }
+                out.keys_in += 1;
+                let n = s.fill().await?;
+                out.bytes_read += n;
+                limiter.consume(n).await;
+            }
+        }
+        let rule = PurgeRule {
+            now_unix_ms: spec.now_unix_ms,
+            tombstone_grace_ms: spec.tombstone_grace_ms,
+            bottommost_for_key: !key_may_exist_below(spec.all_tables, spec.output_level, &key),
+        };
+        match merge_key(versions, &rule) {
+            MergeOutcome::Purge => out.purged_keys.push(key),
+            MergeOutcome::Keep(kept) => {
+                if writer
+                    .as_ref()
+                    .is_some_and(|w| w.estimated_bytes() >= spec.table_target_bytes)
+                {
+                    if let Some(w) = writer.take() {
+                        finish(w, spec, out).await?;
+                    }
+                }
+                if writer.is_none() {
+                    let no = (spec.next_file_no)();
+                    *writer = Some(TableWriter::create(spec.dir, no, spec.block_bytes).await?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    let n = w.add(&key, &kept).await?;
+                    out.bytes_written += n;
+                    limiter.consume(n).await;
+                }
+                out.keys_out += 1;
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+    if let Some(w) = writer.take() {
+        finish(w, spec, out).await?;
+    }
+    Ok(())
+}
+
+async fn finish(
+    w: TableWriter,
+    spec: &MergeSpec<'_>,
+    out: &mut MergeOutput,
+) -> Result<(), EngineError> {
+    if w.entry_count() == 0 {
+        w.abandon().await;
+        return Ok(());
+    }
+    let before = w.written_bytes();
+    let meta = w.finish(spec.output_level).await?;
+    // The tail (last blocks, index, filter, footer) written by finish.
+    out.bytes_written += meta.file_bytes.saturating_sub(before);
+    out.tables.push(meta);
+    Ok(())
+}

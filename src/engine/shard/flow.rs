@@ -1,0 +1,216 @@
+//! Write flow control: how a shard slows writers down when flush or
+//! compaction falls behind, instead of growing memory or level 0 without end.
+//!
+//! Owns the pure decision [`flow_state`] (unit tested), the admission step of
+//! the write path ([`Shard::admit_write`]), the progress signal flush and
+//! compaction raise, and the manifest lock. Invariants: a write past a stop
+//! threshold changes nothing until it is admitted, and waits at most
+//! `write_stall_timeout_ms` before answering MEMORY_PRESSURE; a slowed-down
+//! write waits at most 8 x `write_slowdown_delay_us`; every wait is counted
+//! (count and microseconds) in the shard's figures.
+
+use super::{Shard, ShardCounters};
+use crate::config::StorageConfig;
+use crate::engine::EngineError;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What flow control does with the next write.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FlowState {
+    Open,
+    /// Delay the write by this long.
+    Slowdown(Duration),
+    /// Wait until flush or compaction makes room.
+    Stop,
+}
+
+/// The flow-control decision from the shard's backlog: `l0_tables` level-0
+/// tables, `immutables` memtables waiting for flush, and whether the active
+/// memtable is due for rotation.
+pub fn flow_state(
+    l0_tables: usize,
+    immutables: usize,
+    memtable_due: bool,
+    config: &StorageConfig,
+) -> FlowState {
+    let f = &config.flow_control;
+    let memory_full = immutables >= config.immutable_memtables_max;
+    if (memory_full && memtable_due) || l0_tables >= f.l0_stop_tables {
+        return FlowState::Stop;
+    }
+    let base_us = f.write_slowdown_delay_us as f64;
+    let mut factor: f64 = 0.0;
+    if l0_tables >= f.l0_slowdown_tables {
+        let span = (f.l0_stop_tables - f.l0_slowdown_tables).max(1) as f64;
+        let over = (l0_tables - f.l0_slowdown_tables) as f64;
+        factor = 1.0 + 7.0 * (over / span).min(1.0);
+    }
+    if memory_full {
+        factor = factor.max(1.0);
+    }
+    if factor == 0.0 || base_us == 0.0 {
+        FlowState::Open
+    } else {
+        FlowState::Slowdown(Duration::from_micros((base_us * factor) as u64))
+    }
+}
+
+impl Shard {
+    /// Level-0 tables now.
+    pub(super) fn l0_tables(&self) -> usize {
+        self.state
+            .borrow()
+            .tables
+            .iter()
+            .filter(|t| t.level() == 0)
+            .count()
+    }
+
+    fn flow_now(&self) -> FlowState {
+        let immutables = self.state.borrow().immutables.len();
+        flow_state(
+            self.l0_tables(),
+            immutables,
+            self.memtable_due(),
+            &self.config,
+        )
+    }
+
+    /// Admits a write: delays it past a slowdown threshold, makes it wait
+    /// for flush or compaction past a stop threshold (up to
+    /// `write_stall_timeout_ms`, then [`EngineError::Overloaded`], which
+    /// answers MEMORY_PRESSURE).
+    pub(super) async fn admit_write(&self) -> Result<(), EngineError> {
+        match self.flow_now() {
+            FlowState::Open => return Ok(()),
+            FlowState::Slowdown(delay) => {
+                ShardCounters::bump(&self.counters.write_slowdowns);
+                ShardCounters::add(
+                    &self.counters.write_slowdown_micros,
+                    delay.as_micros() as u64,
+                );
+                glommio::timer::sleep(delay).await;
+                return Ok(());
+            }
+            FlowState::Stop => {}
+        }
+        ShardCounters::bump(&self.counters.write_stalls);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(self.config.write_stall_timeout_ms);
+        let result = loop {
+            if self.flow_now() != FlowState::Stop {
+                break Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let l0 = self.l0_tables();
+                let why = if l0 >= self.config.flow_control.l0_stop_tables {
+                    format!("compaction is behind ({l0} level-0 tables)")
+                } else {
+                    "memtables are flushing slower than writes arrive".to_string()
+                };
+                break Err(EngineError::Overloaded {
+                    what: format!("shard {}: {why}; retry with backoff", self.id),
+                });
+            }
+            self.wait_progress(deadline - now).await;
+        };
+        ShardCounters::add(
+            &self.counters.write_stall_micros,
+            started.elapsed().as_micros() as u64,
+        );
+        if result.is_ok() {
+            self.rotate_memtable_if_room();
+        }
+        result
+    }
+
+    /// Waits until a flush or compaction completes, or `max` passes.
+    pub(super) async fn wait_progress(&self, max: Duration) {
+        let sem = Rc::clone(&self.progress.borrow());
+        futures_lite::future::or(
+            async {
+                let _ = sem.acquire(1).await;
+            },
+            glommio::timer::sleep(max),
+        )
+        .await;
+    }
+
+    /// Wakes everyone waiting in `wait_progress`.
+    pub(super) fn notify_progress(&self) {
+        let old = std::mem::replace(
+            &mut *self.progress.borrow_mut(),
+            Rc::new(glommio::sync::Semaphore::new(0)),
+        );
+        old.close();
+    }
+
+    /// Serialises manifest edits (flush and compaction).
+    pub(super) async fn lock_manifest(&self) -> Result<glommio::sync::Permit<'_>, EngineError> {
+        self.manifest_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| EngineError::Internal {
+                what: format!("manifest lock: {e}"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> StorageConfig {
+        StorageConfig::default() // trigger 4, slowdown 12, stop 20, 1000 us, 2 immutables
+    }
+
+    #[test]
+    fn open_below_every_threshold() {
+        assert_eq!(flow_state(11, 1, true, &config()), FlowState::Open);
+        assert_eq!(flow_state(0, 0, false, &config()), FlowState::Open);
+    }
+
+    #[test]
+    fn slowdown_grows_from_one_to_eight_times_the_delay() {
+        let c = config();
+        assert_eq!(
+            flow_state(12, 0, false, &c),
+            FlowState::Slowdown(Duration::from_micros(1000))
+        );
+        assert_eq!(
+            flow_state(16, 0, false, &c),
+            FlowState::Slowdown(Duration::from_micros(4500))
+        );
+        assert_eq!(
+            flow_state(19, 0, false, &c),
+            FlowState::Slowdown(Duration::from_micros(7125))
+        );
+    }
+
+    #[test]
+    fn full_immutable_slots_slow_down_then_stop_when_the_memtable_is_due() {
+        let c = config();
+        assert_eq!(
+            flow_state(0, 2, false, &c),
+            FlowState::Slowdown(Duration::from_micros(1000))
+        );
+        assert_eq!(flow_state(0, 2, true, &c), FlowState::Stop);
+        assert_eq!(flow_state(0, 1, true, &c), FlowState::Open);
+    }
+
+    #[test]
+    fn stop_at_the_l0_stop_threshold() {
+        assert_eq!(flow_state(20, 0, false, &config()), FlowState::Stop);
+        assert_eq!(flow_state(500, 0, false, &config()), FlowState::Stop);
+    }
+
+    #[test]
+    fn zero_delay_disables_slowdown_but_not_stop() {
+        let mut c = config();
+        c.flow_control.write_slowdown_delay_us = 0;
+        assert_eq!(flow_state(15, 2, false, &c), FlowState::Open);
+        assert_eq!(flow_state(20, 0, false, &c), FlowState::Stop);
+    }
+}

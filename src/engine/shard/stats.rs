@@ -1,0 +1,107 @@
+//! Health figures of one shard: sizes, levels, WAL, compaction, flow
+//! control and cache, read from the live state and counters.
+//!
+//! Owns turning the shard's state into a [`ShardStats`] value (owned, `Send`,
+//! so it can cross cores). Pure reads; no invariant beyond the shard's.
+
+use super::Shard;
+use crate::config::LEVELS;
+use crate::engine::compaction::picker;
+use crate::engine::ops::{
+    CacheFigures, CompactionFigures, FlowFigures, LevelFigures, ShardStats, WalFigures,
+};
+
+impl Shard {
+    pub(super) fn wal_stats(&self) -> WalFigures {
+        let w = self.wal.stats();
+        WalFigures {
+            bytes_written: w.bytes_written.get(),
+            fsyncs: w.fsyncs.get(),
+            fsync_micros_total: w.fsync_micros_total.get(),
+            fsync_micros_max: w.fsync_micros_max.get(),
+            records: w.records.get(),
+            batches: w.batches.get(),
+            replayed_records: self.recovery.records,
+            replayed_bytes: self.recovery.bytes,
+            replay_micros: self.recovery.micros,
+        }
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        let cfg = self.picker_config();
+        let mut levels = vec![LevelFigures::default(); LEVELS];
+        for (i, l) in levels.iter_mut().enumerate() {
+            l.target_bytes = picker::level_target_bytes(i, &cfg).unwrap_or(0);
+        }
+        for t in self.state.borrow().tables.iter() {
+            let i = (t.level() as usize).min(LEVELS - 1);
+            levels[i].tables += 1;
+            levels[i].bytes += t.meta.file_bytes;
+        }
+        let st = self.state.borrow();
+        ShardStats {
+            shard: self.id,
+            keys: st.memtable.len() as u64 + st.tables.iter().map(|t| t.meta.entries).sum::<u64>(),
+            memtable_bytes: st.memtable.bytes() as u64,
+            immutable_memtables: st.immutables.len() as u64,
+            immutable_bytes: st.immutables.iter().map(|i| i.mem.bytes() as u64).sum(),
+            sstables: st.tables.len() as u64,
+            sstable_bytes: st.tables.iter().map(|t| t.meta.file_bytes).sum(),
+            flushes: self.counters.flushes.get(),
+            flush_bytes: self.counters.flush_bytes.get(),
+            levels,
+            compaction: self.compaction_figures(),
+            flow: self.flow_figures(),
+            cache: self.cache_figures(),
+            requests_local: self.counters.requests_local.get(),
+            requests_forwarded_out: self.counters.requests_forwarded_out.get(),
+            requests_forwarded_in: self.counters.requests_forwarded_in.get(),
+            wal: self.wal_stats(),
+        }
+    }
+
+    fn compaction_figures(&self) -> CompactionFigures {
+        let k = &self.counters;
+        CompactionFigures {
+            compactions: k.compactions.get(),
+            trivial_moves: k.compaction_trivial_moves.get(),
+            bytes_read: k.compaction_bytes_read.get(),
+            bytes_written: k.compaction_bytes_written.get(),
+            pending_bytes: picker::pending_compaction_bytes(
+                &self.table_infos(),
+                &self.picker_config(),
+            ),
+            micros: k.compaction_micros.get(),
+            throttled_micros: k.compaction_throttled_micros.get(),
+            keys_purged: k.compaction_keys_purged.get(),
+            failures: k.compaction_failures.get(),
+            running: self.compacting.get(),
+        }
+    }
+
+    fn flow_figures(&self) -> FlowFigures {
+        let f = &self.config.flow_control;
+        let k = &self.counters;
+        FlowFigures {
+            l0_slowdown_tables: f.l0_slowdown_tables as u64,
+            l0_stop_tables: f.l0_stop_tables as u64,
+            immutable_memtables_max: self.config.immutable_memtables_max as u64,
+            write_slowdowns: k.write_slowdowns.get(),
+            write_slowdown_micros: k.write_slowdown_micros.get(),
+            write_stalls: k.write_stalls.get(),
+            write_stall_micros: k.write_stall_micros.get(),
+        }
+    }
+
+    fn cache_figures(&self) -> CacheFigures {
+        let c = self.cache.borrow().stats();
+        CacheFigures {
+            capacity_bytes: c.capacity_bytes,
+            bytes: c.bytes,
+            entries: c.entries,
+            hits: c.hits,
+            misses: c.misses,
+            evictions: c.evictions,
+        }
+    }
+}
