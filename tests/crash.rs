@@ -1,4 +1,5 @@
-//! Crash consistency of the WAL: acknowledged writes survive `kill -9`.
+//! Crash consistency: acknowledged writes survive `kill -9`, whether the node
+//! is only logging and flushing, or compacting at the moment it dies.
 //!
 //! One node (2 shards) runs on a data directory on a real disk (under
 //! `CARGO_TARGET_TMPDIR`; tmpfs has no O_DIRECT). Sixteen writer tasks, each
@@ -22,6 +23,14 @@
 //! keep the keys and their state; a final round ends with SIGTERM (exit 0)
 //! instead and is checked the same way. The RNG seed is printed; set
 //! `PAIRDB_CRASH_SEED` to repeat a run's choices (timing still varies).
+//!
+//! The second test runs the same cycles on a node configured to compact all
+//! the time (256 KiB memtables, L0 trigger 2, 1 MiB L1, compaction limited to
+//! 4 MB/s so each merge lasts long enough to be killed in the middle). Just
+//! before each kill it samples `shard.N.compaction_running`; at least one
+//! kill must land during a compaction, and compactions must have moved data
+//! below L0. Writers answered MEMORY_PRESSURE (flow control) back off and
+//! retry, counting the attempt as unacknowledged.
 
 mod common;
 
@@ -260,6 +269,10 @@ async fn run_writer(
                 model.unacked.clear();
                 acks.fetch_add(1, Ordering::SeqCst);
             }
+            Ok(Ok((false, _, code, _))) if code == MEMORY_PRESSURE => {
+                // Flow control: nothing was stored; back off and go on.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             Ok(Ok((false, _, code, message))) => {
                 return (
                     wr,
@@ -286,7 +299,7 @@ async fn write_phase(
     round: usize,
     delay: Duration,
     signal: i32,
-) -> (Vec<Writer>, u64, Vec<String>) {
+) -> (Vec<Writer>, u64, Vec<String>, bool) {
     let acks = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for wr in writers {
@@ -310,6 +323,7 @@ async fn write_phase(
     }
     tokio::time::sleep(delay).await;
     let active = tasks.iter().filter(|t| !t.is_finished()).count();
+    let compacting = compaction_running(node).await;
     node.signal(signal);
     let status = wait_exit_async(node, EXIT_TIMEOUT)
         .await
@@ -357,12 +371,13 @@ async fn write_phase(
         .sum();
     println!(
         "round {round}: signal {signal} after {:?} ({} acks, {active}/{WRITERS} writers active, \
-         {in_flight} unacknowledged attempts); writers ended by {ends:?} (e.g. {})",
+         {in_flight} unacknowledged attempts, compaction running: {compacting}); writers ended by \
+         {ends:?} (e.g. {})",
         started.elapsed(),
         acks.load(Ordering::SeqCst),
         transport_sample.as_deref().unwrap_or("-")
     );
-    (writers, acks.load(Ordering::SeqCst), anomalies)
+    (writers, acks.load(Ordering::SeqCst), anomalies, compacting)
 }
 
 /// Waits for the node to exit without blocking a runtime worker.
@@ -414,6 +429,32 @@ async fn start_on(opts: &NodeOptions, data_dir: &Path, port: u16, what: &str) ->
 }
 
 /// Sum of `shard.N.wal_replayed_records` over the shards.
+/// Whether any shard reports a compaction in progress (a health check with
+/// a short timeout; `false` if the node does not answer in time).
+async fn compaction_running(node: &Node) -> bool {
+    let probe = async {
+        let mut c = node.client().await;
+        let m = metrics(&mut c).await;
+        (0..SHARDS).any(|s| {
+            m.get(&format!("shard.{s}.compaction_running"))
+                .is_some_and(|v| v == "true")
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .unwrap_or(false)
+}
+
+/// Tables below L0, over every shard.
+async fn tables_below_l0(node: &Node) -> u64 {
+    let mut c = node.client().await;
+    let m = metrics(&mut c).await;
+    (0..SHARDS)
+        .flat_map(|s| (1..5).map(move |l| format!("shard.{s}.level.{l}.tables")))
+        .map(|k| metric_u64(&m, &k))
+        .sum()
+}
+
 async fn replayed_records(node: &Node) -> u64 {
     let mut c = node.client().await;
     let m = metrics(&mut c).await;
@@ -664,8 +705,36 @@ fn assert_clean(label: &str, seed: u64, v: &Verified, anomalies: &[String], node
     );
 }
 
+/// A node configured to compact constantly (see the module doc).
+const COMPACTING_CONFIG: &str = r#"
+[storage]
+memtable_bytes_max = 262144
+
+[storage.compaction]
+l0_trigger_tables = 2
+level1_target_bytes = 1048576
+level_size_multiplier = 4
+sstable_target_bytes = 262144
+rate_mb_s = 4
+
+[storage.flow_control]
+l0_slowdown_tables = 8
+l0_stop_tables = 16
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
+    run_cycles(None, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_during_compaction() {
+    run_cycles(Some(COMPACTING_CONFIG.to_string()), true).await;
+}
+
+/// The kill/restart/verify cycles on a node started with `config`; with
+/// `expect_compaction`, some kill must land during a compaction.
+async fn run_cycles(config: Option<String>, expect_compaction: bool) {
     let test_started = Instant::now();
     let seed = env_u64("PAIRDB_CRASH_SEED").unwrap_or_else(|| {
         SystemTime::now()
@@ -687,7 +756,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let opts = NodeOptions {
         shards: SHARDS,
         node_id: "node-crash".into(),
-        config: None,
+        config,
     };
     let mut node = start_on(&opts, &data_dir, free_port(), "first start").await;
     let mut writers: Vec<Writer> = (0..WRITERS)
@@ -701,6 +770,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut total_acks = 0u64;
     let mut total_checked = 0usize;
     let mut replay_seen = 0u64;
+    let mut kills_during_compaction = 0usize;
     for cycle in 1..=cycles + 1 {
         let last = cycle == cycles + 1;
         let (label, signal) = if last {
@@ -710,9 +780,12 @@ async fn acknowledged_writes_survive_kill_9() {
         };
         let delay = Duration::from_millis(rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1));
         println!("{label}: signal {delay:?} after the first {ACKS_BEFORE_KILL} acks");
-        let (back, acks, anomalies) =
+        let (back, acks, anomalies, compacting) =
             write_phase(&mut node, writers, seed, cycle, delay, signal).await;
         total_acks += acks;
+        if compacting && !last {
+            kills_during_compaction += 1;
+        }
         let port = node.addr.port();
         drop(node);
         node = start_on(&opts, &data_dir, port, &format!("{label}: restart")).await;
@@ -739,6 +812,20 @@ async fn acknowledged_writes_survive_kill_9() {
     }
 
     assert!(total_acks > 0 && total_checked > 0);
+    if expect_compaction {
+        let below = tables_below_l0(&node).await;
+        println!(
+            "{kills_during_compaction} kills landed during a compaction; {below} tables below L0"
+        );
+        assert!(
+            kills_during_compaction > 0,
+            "no kill landed during a compaction (seed {seed})"
+        );
+        assert!(
+            below > 0,
+            "compaction never moved data below L0 (seed {seed})"
+        );
+    }
     assert!(
         replay_seen > 0,
         "shard.N.wal_replayed_records stayed 0 after every restart (seed {seed})"

@@ -433,6 +433,7 @@ pub fn read_versions(r: &pb::ReadResponse) -> Vec<pb::KeyValueEntry> {
 
 pub const INVALID_REQUEST: i32 = pb::ErrorCode::InvalidRequest as i32;
 pub const KEY_NOT_FOUND: i32 = pb::ErrorCode::KeyNotFound as i32;
+pub const MEMORY_PRESSURE: i32 = pb::ErrorCode::MemoryPressure as i32;
 
 // ---------------------------------------------------------------------------
 // Raw HTTP/2
