@@ -83,6 +83,11 @@ pub struct CompactionFigures {
     pub keys_purged: u64,
     pub failures: u64,
     pub running: bool,
+    /// CPU time of the compaction and flush task queues, and of the whole
+    /// core's executor, since start (microseconds).
+    pub cpu_micros: u64,
+    pub flush_cpu_micros: u64,
+    pub executor_cpu_micros: u64,
 }
 
 /// Write flow control of one shard: thresholds and what writers waited.

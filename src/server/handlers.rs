@@ -345,6 +345,9 @@ fn insert_engine_figures(metrics: &mut HashMap<String, String>, p: &str, s: &Sha
     put("compaction_keys_purged", c.keys_purged.to_string());
     put("compaction_failures", c.failures.to_string());
     put("compaction_running", c.running.to_string());
+    put("compaction_cpu_us", c.cpu_micros.to_string());
+    put("flush_cpu_us", c.flush_cpu_micros.to_string());
+    put("executor_cpu_us", c.executor_cpu_micros.to_string());
     let f = &s.flow;
     put("l0_slowdown_tables", f.l0_slowdown_tables.to_string());
     put("l0_stop_tables", f.l0_stop_tables.to_string());

@@ -159,11 +159,9 @@ mod tests {
         let before = sketch.frequency(hot);
         assert!(before >= 12);
         // Distinct cold keys fill the sample and trigger an aging.
-        let mut i = 1_000;
         let increments_before_age = sketch.sample_size() - sketch.increments;
-        for _ in 0..increments_before_age {
-            sketch.increment(hash_of(i));
-            i += 1;
+        for cold in 1_000..1_000 + increments_before_age {
+            sketch.increment(hash_of(cold));
         }
         assert!(sketch.increments < sketch.sample_size() / 2 + 1);
         let after = sketch.frequency(hot);

@@ -3,14 +3,14 @@
 //! consistency of map and lists, and, against a model, that a lookup never
 //! returns a stale value.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::lru::LruCache;
 use super::trace::SplitMix64;
-use super::AdaptiveCache;
+use super::{AdaptiveCache, CacheStats};
 
 fn key(i: u64) -> Bytes {
     Bytes::from(format!("key-{i}"))
@@ -148,6 +148,7 @@ fn frequent_keys_survive_a_scan_that_flushes_lru() {
     }
     let kept = (0..60).filter(|&i| cache.contains(&key(i))).count();
     let kept_by_lru = (0..60).filter(|&i| lru.get(&key(i)).is_some()).count();
+    eprintln!("hot keys kept after the scan: adaptive {kept} of 60, LRU {kept_by_lru}");
     assert!(kept >= 55, "adaptive kept {kept} of 60 hot keys");
     assert_eq!(kept_by_lru, 0);
 }
@@ -183,10 +184,12 @@ enum Op {
 
 /// Replays `ops`, checking after every call that the budget and internal
 /// consistency hold and that every returned value is the last one inserted
-/// for its key since it was last removed.
-fn check_against_model(capacity_bytes: u64, ops: &[Op]) {
+/// for its key since it was last removed. Returns the final statistics and
+/// every window target seen.
+fn check_against_model(capacity_bytes: u64, ops: &[Op]) -> (CacheStats, BTreeSet<u64>) {
     let mut cache = AdaptiveCache::new(capacity_bytes);
     let mut latest: HashMap<u64, u64> = HashMap::new();
+    let mut window_targets = BTreeSet::new();
     for (version, op) in (0u64..).zip(ops) {
         match *op {
             Op::Get(k) => {
@@ -203,18 +206,23 @@ fn check_against_model(capacity_bytes: u64, ops: &[Op]) {
                 latest.insert(k, version);
             }
             Op::Remove(k) => {
-                cache.remove(&key(k));
-                latest.remove(&k);
+                let was_cached = cache.remove(&key(k));
+                assert!(latest.remove(&k).is_some() || !was_cached);
             }
+        }
+        if let Op::Get(k) | Op::Insert(k, _) | Op::Remove(k) = *op {
+            assert!(!cache.contains(&key(k)) || latest.contains_key(&k));
         }
         assert!(cache.bytes() <= capacity_bytes);
         cache.assert_consistent();
+        window_targets.insert(cache.stats().window_bytes_target);
     }
     for (k, value) in &latest {
         if let Some(cached) = cache.get(&key(*k)) {
             assert_eq!(cached, value);
         }
     }
+    (cache.stats(), window_targets)
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -251,5 +259,10 @@ fn long_random_run_against_model() {
             }
         })
         .collect();
-    check_against_model(20_000, &ops);
+    let (stats, window_targets) = check_against_model(20_000, &ops);
+    assert!(stats.hits > 0 && stats.evictions > 0 && stats.rejections > 0);
+    assert!(
+        window_targets.len() > 1,
+        "the hill climber moved the window"
+    );
 }

@@ -76,6 +76,12 @@ impl Shard {
             keys_purged: k.compaction_keys_purged.get(),
             failures: k.compaction_failures.get(),
             running: self.compacting.get(),
+            cpu_micros: queue_micros(self.task_queues.compaction),
+            flush_cpu_micros: queue_micros(self.task_queues.flush),
+            executor_cpu_micros: glommio::executor()
+                .executor_stats()
+                .total_runtime()
+                .as_micros() as u64,
         }
     }
 
@@ -104,4 +110,11 @@ impl Shard {
             evictions: c.evictions,
         }
     }
+}
+
+/// Time a task queue of this core has run, 0 if it is unknown.
+fn queue_micros(handle: glommio::TaskQueueHandle) -> u64 {
+    glommio::executor()
+        .task_queue_stats(handle)
+        .map_or(0, |s| s.runtime().as_micros() as u64)
 }
