@@ -140,6 +140,6 @@ pub enum ShardReply {
     Get {
         versions: VersionSet,
     },
-    Stats(ShardStats),
+    Stats(Box<ShardStats>),
     Failed(super::EngineError),
 }

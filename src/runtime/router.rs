@@ -111,7 +111,7 @@ impl Router {
         let mut out = Vec::with_capacity(self.shards);
         for reply in futures_join_all(calls).await {
             match reply {
-                ShardReply::Stats(s) => out.push(s),
+                ShardReply::Stats(s) => out.push(*s),
                 ShardReply::Failed(e) => return Err(e),
                 other => {
                     return Err(EngineError::Internal {

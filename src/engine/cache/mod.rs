@@ -20,10 +20,11 @@
 //!   (frequency at least `HASH_FLOOD_ADMIT_FREQUENCY`) is also admitted with
 //!   probability 1/128, so colliding a hot victim's counters cannot pin the
 //!   main segment (hash flooding).
-//! - Every sample period — the sketch's aging period of `10 ×` its table
-//!   words (one word per cached entry, rounded up to a power of two), and at
-//!   least `MIN_SAMPLE_LOOKUPS` lookups — the hill climber moves bytes between the window
-//!   and the protected segment in the direction that raised the hit ratio.
+//! - Every sample period (the sketch's aging period of `10 ×` its table
+//!   words, one word per cached entry rounded up to a power of two, and at
+//!   least `MIN_SAMPLE_LOOKUPS` lookups) the hill climber moves target bytes
+//!   between the window and the protected segment: on in the same direction
+//!   while the hit ratio holds or rises, back when it drops (see `climber`).
 //!   The window share is the cache's dynamic recency/frequency weight.
 //!   Resizing is lazy: later inserts move or evict entries to fit the targets.
 //! - The sketch counts lookups (`get`), hits and misses alike, so a key's
@@ -213,7 +214,7 @@ impl<V> AdaptiveCache<V> {
         let charge_bytes = charge_bytes.max(1);
         if self.capacity_bytes == 0 || charge_bytes > self.max_charge_bytes {
             // Whatever is cached under `key` is stale now.
-            // self.remove(&key);
+            self.remove(&key);
             self.rejections += 1;
             return;
         }

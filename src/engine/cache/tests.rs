@@ -210,9 +210,8 @@ fn check_against_model(capacity_bytes: u64, ops: &[Op]) -> (CacheStats, BTreeSet
                 assert!(latest.remove(&k).is_some() || !was_cached);
             }
         }
-        if let Op::Get(k) | Op::Insert(k, _) | Op::Remove(k) = *op {
-            assert!(!cache.contains(&key(k)) || latest.contains_key(&k));
-        }
+        let (Op::Get(k) | Op::Insert(k, _) | Op::Remove(k)) = *op;
+        assert!(!cache.contains(&key(k)) || latest.contains_key(&k));
         assert!(cache.bytes() <= capacity_bytes);
         cache.assert_consistent();
         window_targets.insert(cache.stats().window_bytes_target);

@@ -360,7 +360,7 @@ impl Shard {
                 .get(&key.storage_key)
                 .await
                 .map(|versions| ShardReply::Get { versions }),
-            ShardOp::Stats => Ok(ShardReply::Stats(self.stats())),
+            ShardOp::Stats => Ok(ShardReply::Stats(Box::new(self.stats()))),
         };
         result.unwrap_or_else(ShardReply::Failed)
     }
