@@ -142,7 +142,7 @@ impl VersionSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -235,9 +235,18 @@ mod tests {
     }
 
     fn arb_version() -> impl Strategy<Value = Version> {
+        arb_version_with_timestamps(0..4)
+    }
+
+    /// Small versions (clocks over nodes a-c, values x/y or a tombstone)
+    /// with timestamps from `timestamps_ms`; shared with other modules'
+    /// property tests.
+    pub(crate) fn arb_version_with_timestamps(
+        timestamps_ms: std::ops::Range<i64>,
+    ) -> impl Strategy<Value = Version> {
         (
             proptest::collection::btree_map("[a-c]", 0i64..4, 0..3),
-            0i64..4,
+            timestamps_ms,
             proptest::option::of("[xy]"),
         )
             .prop_map(|(m, ts, v)| Version {

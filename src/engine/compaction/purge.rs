@@ -214,16 +214,7 @@ mod tests {
     }
 
     fn arb_version() -> impl Strategy<Value = Version> {
-        (
-            proptest::collection::btree_map("[a-c]", 0i64..4, 0..3),
-            0i64..3000,
-            proptest::option::of("[xy]"),
-        )
-            .prop_map(|(m, ts, v)| Version {
-                clock: VectorClock::from_entries(m, 64).unwrap(),
-                timestamp_ms: ts,
-                value: v.map(Bytes::from),
-            })
+        crate::model::version::tests::arb_version_with_timestamps(0..3000)
     }
 
     fn arb_versions_and_permutation() -> impl Strategy<Value = (Vec<Version>, Vec<Version>)> {
