@@ -177,26 +177,107 @@ pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
     }
 }
 
-/// Replaces the manifest atomically and durably.
-pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
+/// Why [`store`] failed, and whether the new manifest is already in place.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Nothing changed: the previous manifest is still the one in place.
+    NotStored(EngineError),
+    /// The new manifest replaced the old one (renamed into place), but the
+    /// directory sync that makes the rename durable failed. The caller must
+    /// treat the edit as done (the next start reads it), yet must not delete
+    /// anything the previous manifest still needs: after a crash the
+    /// previous manifest may come back.
+    Unsynced(EngineError),
+}
+
+impl StoreError {
+    pub fn into_inner(self) -> EngineError {
+        match self {
+            StoreError::NotStored(e) | StoreError::Unsynced(e) => e,
+        }
+    }
+}
+
+/// Fault injection for tests: make the directory sync after a rename fail.
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// (directory syncs that still succeed, then how many fail).
+        static DIR_SYNC: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+    }
+
+    /// After `succeed` more successful directory syncs on this thread, the
+    /// next `fail` ones fail.
+    pub(crate) fn fail_dir_syncs(succeed: u32, fail: u32) {
+        DIR_SYNC.with(|c| c.set((succeed, fail)));
+    }
+
+    pub(super) fn dir_sync_fails() -> bool {
+        DIR_SYNC.with(|c| match c.get() {
+            (0, 0) => false,
+            (0, fail) => {
+                c.set((0, fail - 1));
+                true
+            }
+            (succeed, fail) => {
+                c.set((succeed - 1, fail));
+                false
+            }
+        })
+    }
+}
+
+/// Tries of the directory sync after the rename before giving up.
+const DIR_SYNC_TRIES: u32 = 3;
+
+/// Replaces the manifest atomically and durably. See [`StoreError`] for
+/// what a failure means.
+pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let dst = dir.join(FILE_NAME);
     let bytes = manifest.encode();
-    let file = glommio::io::BufferedFile::create(&tmp)
-        .await
-        .map_err(|e| io(&tmp, "create", e))?;
-    file.write_at(bytes, 0)
-        .await
-        .map_err(|e| io(&tmp, "write", e))?;
-    file.fdatasync().await.map_err(|e| io(&tmp, "sync", e))?;
-    file.close().await.map_err(|e| io(&tmp, "close", e))?;
-    glommio::io::rename(&tmp, &dst)
-        .await
-        .map_err(|e| io(&dst, "rename", e))?;
-    let d = glommio::io::Directory::open(dir)
-        .await
-        .map_err(|e| io(dir, "open", e))?;
-    d.sync().await.map_err(|e| io(dir, "sync", e))
+    let staged = async {
+        let file = glommio::io::BufferedFile::create(&tmp)
+            .await
+            .map_err(|e| io(&tmp, "create", e))?;
+        file.write_at(bytes, 0)
+            .await
+            .map_err(|e| io(&tmp, "write", e))?;
+        file.fdatasync().await.map_err(|e| io(&tmp, "sync", e))?;
+        file.close().await.map_err(|e| io(&tmp, "close", e))?;
+        glommio::io::rename(&tmp, &dst)
+            .await
+            .map_err(|e| io(&dst, "rename", e))
+    };
+    staged.await.map_err(StoreError::NotStored)?;
+    let mut last = None;
+    for attempt in 0..DIR_SYNC_TRIES {
+        let synced = async {
+            #[cfg(test)]
+            if failpoint::dir_sync_fails() {
+                return Err(io(dir, "sync", "injected failure"));
+            }
+            let d = glommio::io::Directory::open(dir)
+                .await
+                .map_err(|e| io(dir, "open", e))?;
+            d.sync().await.map_err(|e| io(dir, "sync", e))
+        };
+        match synced.await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), attempt, error = %e, "manifest directory sync failed");
+                last = Some(e);
+                glommio::timer::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+        }
+    }
+    Err(StoreError::Unsynced(last.unwrap_or_else(|| {
+        EngineError::Internal {
+            what: format!("sync {}: no attempt made", dir.display()),
+        }
+    })))
 }
 
 #[cfg(test)]

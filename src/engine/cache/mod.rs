@@ -255,6 +255,15 @@ impl<V> AdaptiveCache<V> {
         }
     }
 
+    /// Removes every entry (invalidation; counters, the frequency sketch
+    /// and the window size are kept).
+    pub fn clear(&mut self) {
+        let slots: Vec<usize> = self.map.values().copied().collect();
+        for idx in slots {
+            self.remove_slot(idx);
+        }
+    }
+
     pub fn contains(&self, key: &[u8]) -> bool {
         self.map.contains_key(key)
     }

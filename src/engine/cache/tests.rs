@@ -70,6 +70,27 @@ fn remove_invalidates_without_counting_an_eviction() {
 }
 
 #[test]
+fn clear_empties_every_segment_and_keeps_counters() {
+    let mut cache = AdaptiveCache::new(10_000);
+    for i in 0..20 {
+        read_through(&mut cache, i, 100);
+    }
+    for i in 0..10 {
+        assert!(read_through(&mut cache, i, 100));
+    }
+    let before = cache.stats();
+    cache.clear();
+    cache.assert_consistent();
+    assert!(cache.is_empty());
+    assert_eq!(cache.bytes(), 0);
+    assert_eq!(cache.stats().hits, before.hits);
+    assert_eq!(cache.get(&key(3)), None);
+    // Usable again afterwards.
+    read_through(&mut cache, 3, 100);
+    assert!(read_through(&mut cache, 3, 100));
+}
+
+#[test]
 fn replacing_updates_value_and_charge_in_every_segment() {
     let mut cache = AdaptiveCache::new(100_000);
     for i in 0..50 {

@@ -5,8 +5,8 @@
 //! [`purge::merge_key`](super::purge::merge_key) (dominated versions
 //! dropped, siblings kept, old tombstones purged where no deeper level may
 //! hold the key), and writes the survivors to output tables cut at the
-//! target size, under the compaction rate limit, yielding to foreground work
-//! between keys. It changes no shard state: installing the outputs is the
+//! target size, under the compaction rate limit (lifted while writers wait
+//! at a flow-control stop), yielding to foreground work between keys. It changes no shard state: installing the outputs is the
 //! caller's single manifest edit.
 //!
 //! Invariants: output keys strictly increase and every output table holds a
@@ -23,6 +23,10 @@ use bytes::Bytes;
 use std::cell::Cell;
 use std::path::Path;
 
+/// Purged keys remembered one by one for cache invalidation; past this
+/// the merge reports an overflow and the shard clears its cache instead.
+pub const PURGED_KEYS_TRACKED_MAX: usize = 65_536;
+
 /// What a merge needs besides its sources.
 pub struct MergeSpec<'a> {
     pub dir: &'a Path,
@@ -35,6 +39,9 @@ pub struct MergeSpec<'a> {
     pub tombstone_grace_ms: i64,
     /// Set when the shard stops: the merge gives up between keys.
     pub stop: &'a Cell<bool>,
+    /// Writers waiting at a stop threshold: while any wait, the rate limit
+    /// is lifted so compaction frees them as fast as the disk allows.
+    pub writers_waiting: &'a Cell<usize>,
     /// Hands out fresh table file numbers.
     pub next_file_no: &'a dyn Fn() -> u64,
 }
@@ -43,8 +50,12 @@ pub struct MergeSpec<'a> {
 #[derive(Debug, Default)]
 pub struct MergeOutput {
     pub tables: Vec<TableMeta>,
-    /// Keys whose tombstones were purged (their cached versions must go).
+    /// Keys whose tombstones were purged (their cached versions must go),
+    /// copied out of their blocks, at most [`PURGED_KEYS_TRACKED_MAX`].
     pub purged_keys: Vec<Bytes>,
+    /// More keys were purged than tracked: the whole cache must go.
+    pub purged_overflow: bool,
+    pub purged_count: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub keys_in: u64,
@@ -88,7 +99,7 @@ async fn merge_into(
     for s in sources.iter_mut() {
         let n = s.fill().await?;
         out.bytes_read += n;
-        limiter.consume(n).await;
+        throttle(spec, limiter, n).await;
     }
     loop {
         if spec.stop.get() {
@@ -113,7 +124,7 @@ async fn merge_into(
                 out.keys_in += 1;
                 let n = s.fill().await?;
                 out.bytes_read += n;
-                limiter.consume(n).await;
+                throttle(spec, limiter, n).await;
             }
         }
         let rule = PurgeRule {
@@ -122,7 +133,15 @@ async fn merge_into(
             bottommost_for_key: !key_may_exist_below(spec.all_tables, spec.output_level, &key),
         };
         match merge_key(versions, &rule) {
-            MergeOutcome::Purge => out.purged_keys.push(key),
+            MergeOutcome::Purge => {
+                out.purged_count += 1;
+                if out.purged_keys.len() < PURGED_KEYS_TRACKED_MAX {
+                    // A copy: the key is a slice of its whole input block.
+                    out.purged_keys.push(Bytes::copy_from_slice(&key));
+                } else {
+                    out.purged_overflow = true;
+                }
+            }
             MergeOutcome::Keep(kept) => {
                 if writer
                     .as_ref()
@@ -139,7 +158,7 @@ async fn merge_into(
                 if let Some(w) = writer.as_mut() {
                     let n = w.add(&key, &kept).await?;
                     out.bytes_written += n;
-                    limiter.consume(n).await;
+                    throttle(spec, limiter, n).await;
                 }
                 out.keys_out += 1;
             }
@@ -150,6 +169,14 @@ async fn merge_into(
         finish(w, spec, out).await?;
     }
     Ok(())
+}
+
+async fn throttle(spec: &MergeSpec<'_>, limiter: &mut RateLimiter, bytes: u64) {
+    if spec.writers_waiting.get() > 0 {
+        limiter.restart();
+    } else {
+        limiter.consume(bytes).await;
+    }
 }
 
 async fn finish(

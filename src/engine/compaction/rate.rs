@@ -5,7 +5,8 @@
 //! total is ahead of `rate x elapsed` the limiter sleeps the difference, so
 //! the compaction's average rate stays at or below the budget. The pure part
 //! ([`delay_for`]) is unit tested without I/O. Invariant: a rate of 0 never
-//! delays.
+//! delays; [`RateLimiter::restart`] forgets earlier I/O, so a period without
+//! the limit is not paid back with a long sleep afterwards.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,13 @@ impl RateLimiter {
             bytes: 0,
             throttled: Duration::ZERO,
         }
+    }
+
+    /// Forgets the I/O done so far: the budget starts again from now. Used
+    /// while the limit is lifted, so lifting it is not paid back later.
+    pub fn restart(&mut self) {
+        self.started = Instant::now();
+        self.bytes = 0;
     }
 
     /// Accounts `bytes` of I/O and sleeps while ahead of the budget.

@@ -17,11 +17,15 @@ use crate::engine::compaction::picker::{self, CompactionPlan, PickerConfig, Tabl
 use crate::engine::compaction::rate::RateLimiter;
 use crate::engine::table::{RunScan, Table};
 use crate::engine::EngineError;
-use crate::storage::manifest;
+use crate::storage::manifest::{self, StoreError};
 use glommio::channels::local_channel::LocalReceiver;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// How often replaced table files are looked at again while readers hold
+/// them.
+const GRAVEYARD_RECHECK: Duration = Duration::from_secs(1);
 
 impl Shard {
     pub(super) fn picker_config(&self) -> PickerConfig {
@@ -134,7 +138,18 @@ impl Shard {
                 picker::pick(&self.table_infos(), &cursors, &self.picker_config())
             };
             let Some(plan) = plan else {
-                if woken.recv().await.is_none() {
+                let closed = if self.graveyard.borrow().is_empty() {
+                    woken.recv().await.is_none()
+                } else {
+                    // Replaced files wait for their readers: look again
+                    // soon even if nothing else happens.
+                    futures_lite::future::or(async { woken.recv().await.is_none() }, async {
+                        glommio::timer::sleep(GRAVEYARD_RECHECK).await;
+                        false
+                    })
+                    .await
+                };
+                if closed {
                     return;
                 }
                 continue;
@@ -208,6 +223,7 @@ impl Shard {
             tombstone_grace_ms: (c.tombstone_grace_s.saturating_mul(1000)).min(i64::MAX as u64)
                 as i64,
             stop: &self.stopping,
+            writers_waiting: &self.writers_waiting,
             next_file_no: &next_file_no,
         };
         let mut limiter = RateLimiter::new(c.rate_mb_s);
@@ -229,11 +245,16 @@ impl Shard {
             .chain(&plan.overlaps)
             .map(|t| t.file_no)
             .collect();
-        if let Err(e) = self.install(&replaced, opened, plan).await {
-            self.remove_outputs(&out.tables).await;
-            return Err(e);
-        }
-        if !out.purged_keys.is_empty() {
+        let unsynced = match self.install(&replaced, opened, plan).await {
+            Ok(unsynced) => unsynced,
+            Err(e) => {
+                self.remove_outputs(&out.tables).await;
+                return Err(e);
+            }
+        };
+        if out.purged_overflow {
+            self.cache.borrow_mut().clear();
+        } else if !out.purged_keys.is_empty() {
             let mut cache = self.cache.borrow_mut();
             for key in &out.purged_keys {
                 cache.remove(key);
@@ -243,7 +264,7 @@ impl Shard {
         ShardCounters::bump(&k.compactions);
         ShardCounters::add(&k.compaction_bytes_read, out.bytes_read);
         ShardCounters::add(&k.compaction_bytes_written, out.bytes_written);
-        ShardCounters::add(&k.compaction_keys_purged, out.purged_keys.len() as u64);
+        ShardCounters::add(&k.compaction_keys_purged, out.purged_count);
         ShardCounters::add(&k.compaction_micros, started.elapsed().as_micros() as u64);
         ShardCounters::add(
             &k.compaction_throttled_micros,
@@ -259,26 +280,35 @@ impl Shard {
             bytes_written = out.bytes_written,
             keys_in = out.keys_in,
             keys_out = out.keys_out,
-            purged = out.purged_keys.len(),
+            purged = out.purged_count,
             micros = started.elapsed().as_micros() as u64,
             "compacted"
         );
-        Ok(())
+        unsynced.map_or(Ok(()), Err)
     }
 
     /// One manifest edit: `replaced` out, `outputs` in; then the same change
-    /// to the live state in one synchronous step.
+    /// to the live state in one synchronous step. `Err`: nothing changed
+    /// (the outputs are the caller's to remove). `Ok(Some(e))`: installed,
+    /// but the manifest's directory entry may not be durable, so the
+    /// replaced files are kept on disk (start-up removes them once the new
+    /// manifest is read; the old one still needs them if a crash brings it
+    /// back) and `e` is reported.
     async fn install(
         &self,
         replaced: &HashSet<u64>,
         outputs: Vec<Rc<Table>>,
         plan: &CompactionPlan,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<EngineError>, EngineError> {
         let permit = self.lock_manifest().await?;
         let mut next = self.state.borrow().manifest.clone();
         next.tables.retain(|t| !replaced.contains(&t.file_no));
         next.tables.extend(outputs.iter().map(|t| t.meta.clone()));
-        manifest::store(&self.dir, &next).await?;
+        let unsynced = match manifest::store(&self.dir, &next).await {
+            Ok(()) => None,
+            Err(StoreError::NotStored(e)) => return Err(e),
+            Err(StoreError::Unsynced(e)) => Some(e),
+        };
         {
             let mut st = self.state.borrow_mut();
             let mut gone = Vec::new();
@@ -292,12 +322,14 @@ impl Shard {
             st.tables.extend(outputs);
             next.next_file_no = next.next_file_no.max(st.manifest.next_file_no);
             st.manifest = next;
-            self.graveyard.borrow_mut().extend(gone);
+            if unsynced.is_none() {
+                self.graveyard.borrow_mut().extend(gone);
+            }
         }
         self.epoch.set(self.epoch.get() + 1);
         drop(permit);
         self.advance_cursor(plan);
-        Ok(())
+        Ok(unsynced)
     }
 
     /// A trivial move: the table changes level in the manifest, unchanged.
@@ -312,7 +344,12 @@ impl Shard {
                 t.level = plan.output_level;
             }
         }
-        manifest::store(&self.dir, &next).await?;
+        // A move deletes nothing: stored but unsynced is installed too.
+        let unsynced = match manifest::store(&self.dir, &next).await {
+            Ok(()) => None,
+            Err(StoreError::NotStored(e)) => return Err(e),
+            Err(StoreError::Unsynced(e)) => Some(e),
+        };
         {
             let mut st = self.state.borrow_mut();
             for t in &st.tables {
@@ -327,7 +364,7 @@ impl Shard {
         drop(permit);
         self.advance_cursor(plan);
         ShardCounters::bump(&self.counters.compaction_trivial_moves);
-        Ok(())
+        unsynced.map_or(Ok(()), Err)
     }
 
     fn advance_cursor(&self, plan: &CompactionPlan) {

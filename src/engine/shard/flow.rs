@@ -6,8 +6,10 @@
 //! compaction raise, and the manifest lock. Invariants: a write past a stop
 //! threshold changes nothing until it is admitted, and waits at most
 //! `write_stall_timeout_ms` before answering MEMORY_PRESSURE; a slowed-down
-//! write waits at most 8 x `write_slowdown_delay_us`; every wait is counted
-//! (count and microseconds) in the shard's figures.
+//! write waits at most 8 x `write_slowdown_delay_us` (and then, if a stop
+//! threshold was reached meanwhile, waits as at a stop); every wait is
+//! counted (count and microseconds) in the shard's figures. While any write
+//! waits at a stop, compaction runs without its rate limit.
 
 use super::{Shard, ShardCounters};
 use crate::config::StorageConfig;
@@ -91,11 +93,15 @@ impl Shard {
                     delay.as_micros() as u64,
                 );
                 glommio::timer::sleep(delay).await;
-                return Ok(());
+                // The backlog may have reached a stop threshold meanwhile.
+                if self.flow_now() != FlowState::Stop {
+                    return Ok(());
+                }
             }
             FlowState::Stop => {}
         }
         ShardCounters::bump(&self.counters.write_stalls);
+        self.writers_waiting.set(self.writers_waiting.get() + 1);
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.write_stall_timeout_ms);
         let result = loop {
@@ -116,6 +122,8 @@ impl Shard {
             }
             self.wait_progress(deadline - now).await;
         };
+        self.writers_waiting
+            .set(self.writers_waiting.get().saturating_sub(1));
         ShardCounters::add(
             &self.counters.write_stall_micros,
             started.elapsed().as_micros() as u64,

@@ -11,7 +11,7 @@
 use super::{Immutable, Shard, ShardCounters};
 use crate::engine::table::Table;
 use crate::engine::EngineError;
-use crate::storage::manifest;
+use crate::storage::manifest::{self, StoreError};
 use crate::storage::wal::replay;
 use glommio::channels::local_channel::LocalReceiver;
 use std::cell::{Cell, RefCell};
@@ -159,7 +159,15 @@ impl Shard {
             next.tables.push(m.clone());
         }
         next.wal_min_segment = next.wal_min_segment.max(wal_from);
-        manifest::store(&self.dir, &next).await?;
+        // Not stored: the table file is unlisted (removed at the next start)
+        // and the memtable stays for a retry. Stored but unsynced: install,
+        // but keep the WAL segments, which the previous manifest needs if a
+        // crash brings it back.
+        let unsynced = match manifest::store(&self.dir, &next).await {
+            Ok(()) => None,
+            Err(StoreError::NotStored(e)) => return Err(e),
+            Err(StoreError::Unsynced(e)) => Some(e),
+        };
         {
             let mut st = self.state.borrow_mut();
             if let Some(t) = table {
@@ -177,6 +185,9 @@ impl Shard {
         self.counters
             .flush_bytes
             .set(self.counters.flush_bytes.get() + bytes);
+        if let Some(e) = unsynced {
+            return Err(e);
+        }
         for (no, path) in replay::list_segments(&self.dir)? {
             if no < wal_from {
                 if let Err(e) = glommio::io::remove(&path).await {

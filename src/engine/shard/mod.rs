@@ -163,6 +163,8 @@ pub struct Shard {
     flushing: Cell<bool>,
     /// A compaction is between its first and last step.
     compacting: Cell<bool>,
+    /// Writes waiting at a flow-control stop threshold now.
+    writers_waiting: Cell<usize>,
     pub counters: ShardCounters,
 }
 
@@ -292,6 +294,7 @@ impl Shard {
             stopping: Cell::new(false),
             flushing: Cell::new(false),
             compacting: Cell::new(false),
+            writers_waiting: Cell::new(0),
             counters: ShardCounters::default(),
         });
         let tq = shard.task_queues.flush;
@@ -403,9 +406,19 @@ impl Shard {
         }
         let charge = (key.len() + CACHE_ENTRY_OVERHEAD_BYTES) as u64
             + versions.iter().map(|v| v.heap_bytes() as u64).sum::<u64>();
+        // Copies: values read from a table are slices of their whole block,
+        // which a cached slice would keep alive beyond its charge.
+        let owned = versions
+            .iter()
+            .map(|v| Version {
+                clock: v.clock.clone(),
+                timestamp_ms: v.timestamp_ms,
+                value: v.value.as_deref().map(Bytes::copy_from_slice),
+            })
+            .collect();
         self.cache
             .borrow_mut()
-            .insert(Bytes::copy_from_slice(key), versions.to_vec(), charge);
+            .insert(Bytes::copy_from_slice(key), owned, charge);
     }
 
     /// Every stored version of `key`, reconciled (memtables and tables).
