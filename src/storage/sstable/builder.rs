@@ -4,7 +4,9 @@
 //! Owns block cutting (a block closes once its raw entries reach
 //! `block_bytes_target`; an entry larger than the target gets a block of its
 //! own), the zstd decision per block (kept only when it saves at least 1/8
-//! and the aligned block gets shorter by at least one 4096-byte unit),
+//! and the aligned block gets shorter by at least one 4096-byte unit; after
+//! attempts that do not pay, the next few blocks skip the attempt, backing
+//! off to one attempt per 16 blocks on incompressible data),
 //! and the index, filter and footer written by [`SstBuilder::finish`].
 //!
 //! Streaming: finished blocks accumulate in an internal buffer that
@@ -81,7 +83,15 @@ pub struct SstBuilder {
     data_block_count: u32,
     compressed_block_count: u32,
     data_raw_bytes: u64,
+    /// Blocks still to be stored raw without trying zstd, and the
+    /// attempts in a row that did not pay (see [`SstBuilder::compress`]).
+    compress_skip: u32,
+    compress_misses: u32,
 }
+
+/// Most blocks stored raw without a zstd attempt after attempts that did
+/// not pay: incompressible data costs one attempt per this many blocks.
+const COMPRESS_SKIP_MAX_BLOCKS: u32 = 16;
 
 impl SstBuilder {
     /// A builder cutting blocks at `block_bytes_target` raw entry bytes
@@ -104,6 +114,8 @@ impl SstBuilder {
             data_block_count: 0,
             compressed_block_count: 0,
             data_raw_bytes: 0,
+            compress_skip: 0,
+            compress_misses: 0,
         }
     }
 
@@ -249,7 +261,30 @@ impl SstBuilder {
         Ok((self.ready, summary))
     }
 
+    /// The zstd image of the current block if it pays. Attempts that do not
+    /// pay back off exponentially (1, 2, 4 ... up to
+    /// [`COMPRESS_SKIP_MAX_BLOCKS`] blocks stored raw without trying), so
+    /// incompressible values (the common case for encrypted or already
+    /// compressed payloads) do not spend CPU on zstd for every block of every
+    /// flush and compaction; one block that pays resets the back-off.
     fn compress(&mut self) -> Option<Vec<u8>> {
+        self.zstd_level?;
+        if self.compress_skip > 0 {
+            self.compress_skip -= 1;
+            return None;
+        }
+        let out = self.try_compress();
+        if out.is_some() {
+            self.compress_misses = 0;
+        } else {
+            self.compress_misses = self.compress_misses.saturating_add(1);
+            self.compress_skip =
+                (1u32 << self.compress_misses.min(5)).min(COMPRESS_SKIP_MAX_BLOCKS) - 1;
+        }
+        out
+    }
+
+    fn try_compress(&mut self) -> Option<Vec<u8>> {
         let level = self.zstd_level?;
         if self.compressor.is_none() {
             self.compressor = zstd::bulk::Compressor::new(level).ok();

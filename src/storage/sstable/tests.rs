@@ -267,6 +267,34 @@ fn compression_is_used_only_where_it_pays() {
 }
 
 #[test]
+fn compression_attempts_back_off_on_incompressible_data_and_resume() {
+    let mut rng = Rng(9);
+    // 100 blocks of random values, then 40 blocks of compressible ones
+    // (one 5000-byte entry per block: two 4 KiB units raw, one zstd).
+    let entries: Entries = (0..140u32)
+        .map(|i| {
+            let value = if i < 100 {
+                rng.bytes(5000)
+            } else {
+                vec![b'z'; 5000]
+            };
+            (format!("key{i:06}").into_bytes(), versions_with(value))
+        })
+        .collect();
+    let (image, s) = build(&entries, 4 << 10);
+    assert_eq!(s.data_block_count, 140);
+    // Back-off skips at most 15 blocks after the last failed attempt, then
+    // every compressible block pays.
+    assert!(s.compressed_block_count >= 40 - 15, "{s:?}");
+    let t = SstImage::open(image).unwrap();
+    assert_eq!(t.iter().count(), 140);
+    for i in 0..100 {
+        assert_eq!(t.read_block(i).unwrap().compression(), Compression::None);
+    }
+    assert_eq!(t.read_block(139).unwrap().compression(), Compression::Zstd);
+}
+
+#[test]
 fn largest_values_round_trip() {
     let mut rng = Rng(5);
     let big = rng.bytes(8 << 20);
