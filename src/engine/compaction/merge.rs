@@ -18,6 +18,7 @@ use super::purge::{merge_key, MergeOutcome, PurgeRule};
 use super::rate::RateLimiter;
 use crate::engine::table::{RunScan, TableWriter};
 use crate::engine::EngineError;
+use crate::model::Version;
 use crate::storage::manifest::{table_file_name, TableMeta};
 use bytes::Bytes;
 use std::cell::Cell;
@@ -116,23 +117,34 @@ async fn merge_into(
             break;
         };
         let mut versions = Vec::new();
+        let mut found_in = 0;
         for s in sources.iter_mut() {
             if s.peek().is_some_and(|(k, _)| *k == key) {
                 if let Some((_, vs)) = s.take() {
                     versions.extend(vs);
                 }
+                found_in += 1;
                 out.keys_in += 1;
                 let n = s.fill().await?;
                 out.bytes_read += n;
                 throttle(spec, limiter, n).await;
             }
         }
-        let rule = PurgeRule {
-            now_unix_ms: spec.now_unix_ms,
-            tombstone_grace_ms: spec.tombstone_grace_ms,
-            bottommost_for_key: !key_may_exist_below(spec.all_tables, spec.output_level, &key),
+        let has_tombstone = versions.iter().any(Version::is_tombstone);
+        let outcome = if found_in == 1 && !has_tombstone {
+            // One table's set is already reconciled, and with no tombstone
+            // nothing can be purged: keep it as it is.
+            MergeOutcome::Keep(versions)
+        } else {
+            let rule = PurgeRule {
+                now_unix_ms: spec.now_unix_ms,
+                tombstone_grace_ms: spec.tombstone_grace_ms,
+                bottommost_for_key: has_tombstone
+                    && !key_may_exist_below(spec.all_tables, spec.output_level, &key),
+            };
+            merge_key(versions, &rule)
         };
-        match merge_key(versions, &rule) {
+        match outcome {
             MergeOutcome::Purge => {
                 out.purged_count += 1;
                 if out.purged_keys.len() < PURGED_KEYS_TRACKED_MAX {
