@@ -62,6 +62,9 @@ impl Shard {
         while self.compacting.get() {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
+        // Replaced files no reader holds any more go now, not at the next
+        // start.
+        self.reap_graveyard().await;
     }
 
     /// Wakes the compactor and waits until it has nothing left to do, or

@@ -90,6 +90,11 @@ pub struct ShardCounters {
     pub compaction_throttled_micros: Cell<u64>,
     pub compaction_keys_purged: Cell<u64>,
     pub compaction_failures: Cell<u64>,
+    /// CPU time of the compaction and flush task queues and of the whole
+    /// executor, accumulated from glommio's reset-on-read figures.
+    pub compaction_cpu_micros: Cell<u64>,
+    pub flush_cpu_micros: Cell<u64>,
+    pub executor_cpu_micros: Cell<u64>,
 }
 
 impl ShardCounters {
@@ -516,7 +521,7 @@ fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineE
             if !manifest.tables.iter().any(|t| t.file_no == no) {
                 tracing::info!(
                     file = name,
-                    "removing an SSTable no manifest lists (unfinished flush)"
+                    "removing an SSTable no manifest lists (an unfinished flush or compaction, or a table a compaction replaced)"
                 );
                 std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), "remove", e))?;
             }

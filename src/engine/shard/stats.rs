@@ -4,7 +4,7 @@
 //! Owns turning the shard's state into a [`ShardStats`] value (owned, `Send`,
 //! so it can cross cores). Pure reads; no invariant beyond the shard's.
 
-use super::Shard;
+use super::{Shard, ShardCounters};
 use crate::config::LEVELS;
 use crate::engine::compaction::picker;
 use crate::engine::ops::{
@@ -62,6 +62,20 @@ impl Shard {
 
     fn compaction_figures(&self) -> CompactionFigures {
         let k = &self.counters;
+        // glommio hands out these runtimes since its previous read (it
+        // resets them), so every read is added to running totals.
+        ShardCounters::add(
+            &k.compaction_cpu_micros,
+            queue_micros(self.task_queues.compaction),
+        );
+        ShardCounters::add(&k.flush_cpu_micros, queue_micros(self.task_queues.flush));
+        ShardCounters::add(
+            &k.executor_cpu_micros,
+            glommio::executor()
+                .executor_stats()
+                .total_runtime()
+                .as_micros() as u64,
+        );
         CompactionFigures {
             compactions: k.compactions.get(),
             trivial_moves: k.compaction_trivial_moves.get(),
@@ -76,12 +90,9 @@ impl Shard {
             keys_purged: k.compaction_keys_purged.get(),
             failures: k.compaction_failures.get(),
             running: self.compacting.get(),
-            cpu_micros: queue_micros(self.task_queues.compaction),
-            flush_cpu_micros: queue_micros(self.task_queues.flush),
-            executor_cpu_micros: glommio::executor()
-                .executor_stats()
-                .total_runtime()
-                .as_micros() as u64,
+            cpu_micros: k.compaction_cpu_micros.get(),
+            flush_cpu_micros: k.flush_cpu_micros.get(),
+            executor_cpu_micros: k.executor_cpu_micros.get(),
         }
     }
 
@@ -112,7 +123,8 @@ impl Shard {
     }
 }
 
-/// Time a task queue of this core has run, 0 if it is unknown.
+/// Time a task queue of this core has run since the previous call (glommio
+/// resets it on read), 0 if it is unknown.
 fn queue_micros(handle: glommio::TaskQueueHandle) -> u64 {
     glommio::executor()
         .task_queue_stats(handle)
