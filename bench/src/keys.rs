@@ -2,7 +2,10 @@
 //! distribution and a YCSB-style scrambled zipfian distribution over
 //! `0..n` (Gray et al., "Quickly generating billion-record synthetic
 //! databases"), so hot keys are spread over the key space instead of being
-//! the first few indices.
+//! the first few indices. Also the set of key indices written so far
+//! (`KeyTracker`), for the count of distinct keys a run stored.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 
@@ -38,6 +41,46 @@ impl KeyChooser {
             KeyChooser::Uniform { n } => rng.gen_range(0..*n),
             KeyChooser::Zipfian(z) => z.next_scrambled(rng),
         }
+    }
+}
+
+/// Largest key count whose written set is tracked (an 8 MiB bitmap).
+pub const MAX_TRACKED_KEYS: u64 = 1 << 26;
+
+/// Which key indices of `0..n` were written, shared by all load tasks.
+#[derive(Debug)]
+pub struct KeyTracker {
+    words: Vec<AtomicU64>,
+}
+
+impl KeyTracker {
+    /// A tracker of `0..n`, or None when `n` exceeds [`MAX_TRACKED_KEYS`].
+    pub fn new(n: u64) -> Option<Self> {
+        if n > MAX_TRACKED_KEYS {
+            return None;
+        }
+        let words = n.div_ceil(64) as usize;
+        Some(KeyTracker {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// Marks key index `i` written (indices out of range are ignored).
+    pub fn mark(&self, i: u64) {
+        let bit = 1u64 << (i % 64);
+        if let Some(w) = self.words.get((i / 64) as usize) {
+            if w.load(Ordering::Relaxed) & bit == 0 {
+                w.fetch_or(bit, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Distinct indices marked so far.
+    pub fn count(&self) -> u64 {
+        self.words
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones() as u64)
+            .sum()
     }
 }
 
@@ -149,6 +192,16 @@ mod tests {
                 .collect();
             assert_eq!(image.len() as u64, n);
         }
+    }
+
+    #[test]
+    fn tracker_counts_distinct() {
+        let t = KeyTracker::new(130).expect("small");
+        for i in [0, 1, 1, 63, 64, 129, 129, 500] {
+            t.mark(i);
+        }
+        assert_eq!(t.count(), 5);
+        assert!(KeyTracker::new(MAX_TRACKED_KEYS + 1).is_none());
     }
 
     #[test]

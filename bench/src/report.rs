@@ -1,7 +1,11 @@
 //! Results of a load run: per-operation latency histograms and counters
-//! (`OpStats`), their JSON-serializable summary (`RunSummary`), the seed's
-//! performance targets with met / not-met verdicts, and the human-readable
-//! table printed at the end of a run.
+//! (`OpStats`), their JSON-serializable summary (`RunSummary`), the split of
+//! the same figures by whether the server was compacting when each operation
+//! started (`CompactionSplit`), the series of selected health figures seen by
+//! that poller (`PolledFigure`), the seed's performance targets with met /
+//! not-met verdicts, and the human-readable table printed at the end of a run.
+
+use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -19,8 +23,13 @@ pub struct OpStats {
     pub ok: u64,
     /// Reads answered KEY_NOT_FOUND (not errors, not in `ok`).
     pub misses: u64,
-    /// gRPC status errors and `success = false` answers (other than misses).
+    /// gRPC status errors and `success = false` answers (other than misses
+    /// and MEMORY_PRESSURE).
     pub errors: u64,
+    /// `success = false` answers with error code MEMORY_PRESSURE (the node's
+    /// flow control refused the operation after waiting); not in `errors`,
+    /// latency not recorded.
+    pub memory_pressure: u64,
 }
 
 impl Default for OpStats {
@@ -39,6 +48,7 @@ impl OpStats {
             ok: 0,
             misses: 0,
             errors: 0,
+            memory_pressure: 0,
         }
     }
 
@@ -59,13 +69,14 @@ impl OpStats {
         self.ok += other.ok;
         self.misses += other.misses;
         self.errors += other.errors;
+        self.memory_pressure += other.memory_pressure;
     }
 
     /// Summary over a measurement window of `secs` seconds, or None when no
     /// operation of this type was attempted.
     pub fn summarize(&self, secs: f64) -> Option<OpSummary> {
         let answered = self.ok + self.misses;
-        if answered + self.errors == 0 {
+        if answered + self.errors + self.memory_pressure == 0 {
             return None;
         }
         let h = &self.hist;
@@ -86,6 +97,7 @@ impl OpStats {
             ok: self.ok,
             misses: self.misses,
             errors: self.errors,
+            memory_pressure: self.memory_pressure,
             mean_us: if answered == 0 { 0.0 } else { h.mean() },
             p50_us: q(0.50),
             p95_us: q(0.95),
@@ -106,12 +118,79 @@ pub struct OpSummary {
     pub ok: u64,
     pub misses: u64,
     pub errors: u64,
+    /// MEMORY_PRESSURE answers (not in `errors`, not in the percentiles).
+    pub memory_pressure: u64,
     pub mean_us: f64,
     pub p50_us: u64,
     pub p95_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+}
+
+/// Write and read figures of one phase of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    pub write: Option<OpSummary>,
+    pub read: Option<OpSummary>,
+}
+
+/// The measured operations split by the server's compaction state at each
+/// operation's start, as last seen by a HealthCheck poller.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactionSplit {
+    /// Poll period, milliseconds.
+    pub poll_interval_ms: u64,
+    /// Answered polls inside the measured window.
+    pub polls: u64,
+    /// Of those, polls where at least one shard reported
+    /// `compaction_running = true`.
+    pub polls_compacting: u64,
+    /// Polls that failed (the previous state was kept).
+    pub poll_errors: u64,
+    /// `polls_compacting / polls`: the estimated share of the measured
+    /// window with a compaction running; the phases' ops/s divide by their
+    /// share of the window.
+    pub compacting_fraction: f64,
+    /// Operations started while a compaction ran.
+    pub compacting: PhaseSummary,
+    /// Operations started while no compaction ran.
+    pub idle: PhaseSummary,
+    /// Selected numeric health figures over all answered polls of the run
+    /// (warm-up included), by metric name: the `*_cpu_us` figures,
+    /// `level.0.tables`, `immutable_memtables`, `compaction_pending_bytes`.
+    pub polled: BTreeMap<String, PolledFigure>,
+}
+
+/// One numeric health figure as a series of polls.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PolledFigure {
+    pub polls: u64,
+    pub first: u64,
+    pub last: u64,
+    pub max: u64,
+    /// Sum of every polled value. For a figure the server resets on every
+    /// read (a "since the last HealthCheck" figure), this is its total from
+    /// the read before the first poll to the last poll.
+    pub sum: u64,
+    /// Whether the value ever fell between two polls: a cumulative counter
+    /// never does, a reset-on-read figure under load does.
+    pub decreased: bool,
+}
+
+impl PolledFigure {
+    /// Adds one polled value.
+    pub fn observe(&mut self, v: u64) {
+        if self.polls == 0 {
+            self.first = v;
+        } else if v < self.last {
+            self.decreased = true;
+        }
+        self.polls += 1;
+        self.last = v;
+        self.max = self.max.max(v);
+        self.sum = self.sum.saturating_add(v);
+    }
 }
 
 /// One of the seed's performance targets and the verdict for this run.
@@ -152,8 +231,18 @@ pub struct RunSummary {
     pub ops_per_s: f64,
     pub total_ops: u64,
     pub errors: u64,
+    /// MEMORY_PRESSURE answers of all types in the measured window.
+    pub memory_pressure: u64,
+    /// Fraction of each value that is a run of zeros (0: incompressible).
+    pub value_compressibility: f64,
+    /// Distinct keys acknowledged by writes over the whole run (preload,
+    /// warm-up and measured window); None when the key count is too large
+    /// to track.
+    pub distinct_keys_written: Option<u64>,
     pub write: Option<OpSummary>,
     pub read: Option<OpSummary>,
+    /// Present with `--split-by-compaction`.
+    pub split: Option<CompactionSplit>,
     pub targets: Vec<TargetCheck>,
 }
 
@@ -196,6 +285,44 @@ fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
+/// Header of the per-operation rows, after a `first`-column title.
+fn op_header(first: &str) -> String {
+    format!(
+        "{:<17} {:>10} {:>11} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        first,
+        "ops",
+        "ops/s",
+        "errors",
+        "misses",
+        "mem-press",
+        "mean ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    )
+}
+
+/// One per-operation row.
+fn op_row(name: &str, o: &OpSummary) -> String {
+    format!(
+        "{:<17} {:>10} {:>11.0} {:>8} {:>8} {:>9} {:>9.3} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        name,
+        o.ops,
+        o.ops_per_s,
+        o.errors,
+        o.misses,
+        o.memory_pressure,
+        o.mean_us / 1000.0,
+        ms(o.p50_us),
+        ms(o.p95_us),
+        ms(o.p99_us),
+        ms(o.p999_us),
+        ms(o.max_us)
+    )
+}
+
 impl RunSummary {
     /// The human-readable report: setup, per-operation table, targets.
     pub fn render_table(&self) -> String {
@@ -233,42 +360,27 @@ impl RunSummary {
                 String::new()
             }
         ));
-        out.push_str(&format!(
-            "{:<6} {:>10} {:>11} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            "op",
-            "ops",
-            "ops/s",
-            "errors",
-            "misses",
-            "mean ms",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms"
-        ));
+        out.push_str(&op_header("op"));
         for (name, op) in [("write", &self.write), ("read", &self.read)] {
             if let Some(o) = op {
-                out.push_str(&format!(
-                    "{:<6} {:>10} {:>11.0} {:>8} {:>8} {:>9.3} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-                    name,
-                    o.ops,
-                    o.ops_per_s,
-                    o.errors,
-                    o.misses,
-                    o.mean_us / 1000.0,
-                    ms(o.p50_us),
-                    ms(o.p95_us),
-                    ms(o.p99_us),
-                    ms(o.p999_us),
-                    ms(o.max_us)
-                ));
+                out.push_str(&op_row(name, o));
             }
         }
         out.push_str(&format!(
-            "{:<6} {:>10} {:>11.0} {:>8}\n\n",
-            "total", self.total_ops, self.ops_per_s, self.errors
+            "{:<17} {:>10} {:>11.0} {:>8} {:>8} {:>9}\n",
+            "total", self.total_ops, self.ops_per_s, self.errors, "", self.memory_pressure
         ));
+        if let Some(n) = self.distinct_keys_written {
+            out.push_str(&format!(
+                "distinct keys written over the run: {n} of {}\n",
+                self.keys
+            ));
+        }
+        out.push('\n');
+        if let Some(split) = &self.split {
+            out.push_str(&split.render());
+            out.push('\n');
+        }
         out.push_str("seed targets (single node, this run's concurrency)\n");
         out.push_str(&format!(
             "{:<26} {:>18} {:>14}  {}\n",
@@ -294,6 +406,29 @@ impl RunSummary {
     }
 }
 
+impl CompactionSplit {
+    /// The split rows: each operation type while compacting and while idle.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "split by compaction (HealthCheck every {} ms; compaction running in {:.1}% of {} polls, {} poll errors)\n",
+            self.poll_interval_ms,
+            self.compacting_fraction * 100.0,
+            self.polls,
+            self.poll_errors
+        );
+        out.push_str(&op_header("phase / op"));
+        for (phase, p) in [("compacting", &self.compacting), ("idle", &self.idle)] {
+            for (name, op) in [("write", &p.write), ("read", &p.read)] {
+                match op {
+                    Some(o) => out.push_str(&op_row(&format!("{phase} {name}"), o)),
+                    None => out.push_str(&format!("{:<17} {:>10}\n", format!("{phase} {name}"), 0)),
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,15 +442,28 @@ mod tests {
         }
         let mut b = OpStats::new();
         b.errors = 3;
+        b.memory_pressure = 2;
         b.merge(&a);
         let s = b.summarize(1.0).expect("ops");
         assert_eq!(s.ops, 1000);
         assert_eq!(s.errors, 3);
+        assert_eq!(s.memory_pressure, 2);
         assert!((949..=951).contains(&s.p95_us), "p95 {}", s.p95_us);
         let t = check_targets(Some(&s), None);
         assert_eq!(t[0].met, Some(true));
         assert_eq!(t[1].met, None);
         assert_eq!(t[3].met, Some(false));
         assert!(OpStats::new().summarize(1.0).is_none());
+        let mut f = PolledFigure::default();
+        for v in [5, 7, 7] {
+            f.observe(v);
+        }
+        assert!(!f.decreased);
+        f.observe(2);
+        assert_eq!((f.first, f.last, f.max, f.sum, f.polls), (5, 2, 7, 21, 4));
+        assert!(f.decreased);
+        let mut p = OpStats::new();
+        p.memory_pressure = 1;
+        assert_eq!(p.summarize(1.0).map(|o| o.ops), Some(0));
     }
 }
