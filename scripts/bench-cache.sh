@@ -86,14 +86,7 @@ BIG_CACHE=$((2 * KEYS * ENTRY_BYTES))
 
 bench_install_trap
 
-if [[ "$SKIP_BUILD" != 1 ]]; then
-    log "building release binaries"
-    cargo build --release -p pairdb-storage -p pairdb-bench
-fi
-for bin in "$NODE_BIN" "$BENCH_BIN"; do
-    [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
-done
-command -v python3 >/dev/null || { log "python3 is needed for the report"; exit 1; }
+bench_prepare_binaries
 
 bench_make_dir "$TARGET_DIR" bench-cache
 WORK=$BENCH_DIR

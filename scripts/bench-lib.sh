@@ -175,6 +175,20 @@ bench_cleanup() {
 }
 
 # Installs the exit trap (call once, early).
+# Builds the release binaries unless SKIP_BUILD=1, then checks that
+# NODE_BIN and BENCH_BIN exist and python3 (the reports) is present.
+bench_prepare_binaries() {
+    if [[ "$SKIP_BUILD" != 1 ]]; then
+        log "building release binaries"
+        cargo build --release -p pairdb-storage -p pairdb-bench
+    fi
+    local bin
+    for bin in "$NODE_BIN" "$BENCH_BIN"; do
+        [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
+    done
+    command -v python3 >/dev/null || { log "python3 is needed for the report"; exit 1; }
+}
+
 bench_install_trap() {
     trap bench_cleanup EXIT
     trap 'exit 130' INT
