@@ -4,6 +4,8 @@
 //! each to a wire error code. `is_corruption()` singles out data that failed
 //! verification, which is reported as CORRUPTED_DATA and never served.
 
+use std::path::Path;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineError {
     /// Stored data failed a checksum or format check.
@@ -21,6 +23,23 @@ pub enum EngineError {
 impl EngineError {
     pub fn is_corruption(&self) -> bool {
         matches!(self, EngineError::Corrupted { .. })
+    }
+
+    /// An I/O failure doing `what` on `path`.
+    pub fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
+        EngineError::Internal {
+            what: format!("{what} {}: {e}", path.display()),
+        }
+    }
+
+    /// [`EngineError::io`] for work that can run out of space: a full
+    /// device (ENOSPC) is [`EngineError::DiskFull`].
+    pub fn io_or_disk_full(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
+        let text = e.to_string();
+        if text.contains("os error 28") || text.contains("No space left") {
+            return EngineError::DiskFull;
+        }
+        Self::io(path, what, text)
     }
 }
 

@@ -150,7 +150,9 @@ pub(crate) mod tests {
         VectorClock::from_entries(pairs.iter().map(|(n, c)| (n.to_string(), *c)), 64).unwrap()
     }
 
-    fn ver(pairs: &[(&str, i64)], ts: i64, value: Option<&'static str>) -> Version {
+    /// A version with clock `pairs`, timestamp `ts` and `value` (`None`: a
+    /// tombstone).
+    pub(crate) fn ver(pairs: &[(&str, i64)], ts: i64, value: Option<&'static str>) -> Version {
         Version {
             clock: vc(pairs),
             timestamp_ms: ts,

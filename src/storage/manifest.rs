@@ -144,12 +144,6 @@ impl Manifest {
     }
 }
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal {
-        what: format!("{what} {}: {e}", path.display()),
-    }
-}
-
 /// Loads the shard's manifest; a missing file is an empty manifest.
 pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
     let path = dir.join(FILE_NAME);
@@ -173,7 +167,7 @@ pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
             shard_id,
             ..Manifest::default()
         }),
-        Err(e) => Err(io(&path, "read", e)),
+        Err(e) => Err(EngineError::io(&path, "read", e)),
     }
 }
 
@@ -188,14 +182,6 @@ pub enum StoreError {
     /// anything the previous manifest still needs: after a crash the
     /// previous manifest may come back.
     Unsynced(EngineError),
-}
-
-impl StoreError {
-    pub fn into_inner(self) -> EngineError {
-        match self {
-            StoreError::NotStored(e) | StoreError::Unsynced(e) => e,
-        }
-    }
 }
 
 /// Fault injection for tests: make the directory sync after a rename fail.
@@ -241,15 +227,19 @@ pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
     let staged = async {
         let file = glommio::io::BufferedFile::create(&tmp)
             .await
-            .map_err(|e| io(&tmp, "create", e))?;
+            .map_err(|e| EngineError::io(&tmp, "create", e))?;
         file.write_at(bytes, 0)
             .await
-            .map_err(|e| io(&tmp, "write", e))?;
-        file.fdatasync().await.map_err(|e| io(&tmp, "sync", e))?;
-        file.close().await.map_err(|e| io(&tmp, "close", e))?;
+            .map_err(|e| EngineError::io(&tmp, "write", e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| EngineError::io(&tmp, "sync", e))?;
+        file.close()
+            .await
+            .map_err(|e| EngineError::io(&tmp, "close", e))?;
         glommio::io::rename(&tmp, &dst)
             .await
-            .map_err(|e| io(&dst, "rename", e))
+            .map_err(|e| EngineError::io(&dst, "rename", e))
     };
     staged.await.map_err(StoreError::NotStored)?;
     let mut last = None;
@@ -257,12 +247,12 @@ pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
         let synced = async {
             #[cfg(test)]
             if failpoint::dir_sync_fails() {
-                return Err(io(dir, "sync", "injected failure"));
+                return Err(EngineError::io(dir, "sync", "injected failure"));
             }
             let d = glommio::io::Directory::open(dir)
                 .await
-                .map_err(|e| io(dir, "open", e))?;
-            d.sync().await.map_err(|e| io(dir, "sync", e))
+                .map_err(|e| EngineError::io(dir, "open", e))?;
+            d.sync().await.map_err(|e| EngineError::io(dir, "sync", e))
         };
         match synced.await {
             Ok(()) => return Ok(()),

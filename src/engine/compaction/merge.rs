@@ -79,13 +79,19 @@ pub async fn merge(
             if let Some(w) = writer.take() {
                 w.abandon().await;
             }
-            for t in &out.tables {
-                let path = spec.dir.join(table_file_name(t.file_no));
-                if let Err(e) = glommio::io::remove(&path).await {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove an output of a failed compaction");
-                }
-            }
+            remove_outputs(spec.dir, &out.tables).await;
             Err(e)
+        }
+    }
+}
+
+/// Removes output tables no manifest lists (a merge or install that
+/// failed); best effort: a file left behind is removed at the next start.
+pub async fn remove_outputs(dir: &Path, tables: &[TableMeta]) {
+    for t in tables {
+        let path = dir.join(table_file_name(t.file_no));
+        if let Err(e) = glommio::io::remove(&path).await {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove an uninstalled compaction output");
         }
     }
 }

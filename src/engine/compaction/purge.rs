@@ -80,23 +80,12 @@ pub fn merge_key(versions: impl IntoIterator<Item = Version>, rule: &PurgeRule) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Causality, VectorClock};
-    use bytes::Bytes;
+    use crate::model::Causality;
     use proptest::prelude::*;
 
     const GRACE_MS: i64 = 1000;
 
-    fn vc(pairs: &[(&str, i64)]) -> VectorClock {
-        VectorClock::from_entries(pairs.iter().map(|(n, c)| (n.to_string(), *c)), 64).unwrap()
-    }
-
-    fn ver(pairs: &[(&str, i64)], ts: i64, value: Option<&'static str>) -> Version {
-        Version {
-            clock: vc(pairs),
-            timestamp_ms: ts,
-            value: value.map(|s| Bytes::from_static(s.as_bytes())),
-        }
-    }
+    use crate::model::version::tests::ver;
 
     fn rule(now_unix_ms: i64, bottommost_for_key: bool) -> PurgeRule {
         PurgeRule {

@@ -10,6 +10,7 @@
 //! point leaves either the old or the new manifest, and start-up removes the
 //! files the surviving manifest does not list.
 
+use super::edit::Stored;
 use super::{Shard, ShardCounters};
 use crate::config::LEVELS;
 use crate::engine::compaction::merge::{self, MergeSpec};
@@ -17,7 +18,6 @@ use crate::engine::compaction::picker::{self, CompactionPlan, PickerConfig, Tabl
 use crate::engine::compaction::rate::RateLimiter;
 use crate::engine::table::{RunScan, Table};
 use crate::engine::EngineError;
-use crate::storage::manifest::{self, StoreError};
 use glommio::channels::local_channel::LocalReceiver;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -54,6 +54,15 @@ impl Shard {
             .collect()
     }
 
+    /// What the picker would compact now.
+    fn next_plan(&self) -> Option<CompactionPlan> {
+        picker::pick(
+            &self.table_infos(),
+            &self.cursors.borrow(),
+            &self.picker_config(),
+        )
+    }
+
     /// Stops the compactor: a running compaction is abandoned between keys
     /// (its outputs removed; nothing is lost, the inputs stay listed).
     pub(super) async fn stop_compaction(&self) {
@@ -72,13 +81,7 @@ impl Shard {
     pub async fn compact_until_idle(&self, max: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + max;
         loop {
-            let busy = self.compacting.get()
-                || picker::pick(
-                    &self.table_infos(),
-                    &self.cursors.borrow(),
-                    &self.picker_config(),
-                )
-                .is_some();
+            let busy = self.compacting.get() || self.next_plan().is_some();
             if !busy {
                 return Ok(());
             }
@@ -136,11 +139,7 @@ impl Shard {
             if self.stopping.get() {
                 return;
             }
-            let plan = {
-                let cursors = self.cursors.borrow().clone();
-                picker::pick(&self.table_infos(), &cursors, &self.picker_config())
-            };
-            let Some(plan) = plan else {
+            let Some(plan) = self.next_plan() else {
                 let closed = if self.graveyard.borrow().is_empty() {
                     woken.recv().await.is_none()
                 } else {
@@ -199,22 +198,16 @@ impl Shard {
         let mut sources = Vec::new();
         if plan.input_level == 0 {
             // Level-0 tables may overlap: one run each.
-            sources.extend(inputs.iter().map(|t| RunScan::new(vec![Rc::clone(t)])));
+            sources.extend(inputs.into_iter().map(|t| RunScan::new(vec![t])));
         } else {
-            sources.push(RunScan::new(inputs.clone()));
+            sources.push(RunScan::new(inputs));
         }
         if !overlaps.is_empty() {
-            let mut run = overlaps.clone();
-            run.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
-            sources.push(RunScan::new(run));
+            // The picker lists overlaps by smallest key: one run.
+            sources.push(RunScan::new(overlaps));
         }
         let all_tables = self.table_infos();
-        let next_file_no = || {
-            let mut st = self.state.borrow_mut();
-            let n = st.manifest.next_file_no;
-            st.manifest.next_file_no += 1;
-            n
-        };
+        let next_file_no = || self.allocate_file_no();
         let c = &self.config.compaction;
         let spec = MergeSpec {
             dir: &self.dir,
@@ -237,7 +230,7 @@ impl Shard {
             match Table::open(&self.dir, meta.clone()).await {
                 Ok(t) => opened.push(Rc::new(t)),
                 Err(e) => {
-                    self.remove_outputs(&out.tables).await;
+                    merge::remove_outputs(&self.dir, &out.tables).await;
                     return Err(e);
                 }
             }
@@ -248,10 +241,10 @@ impl Shard {
             .chain(&plan.overlaps)
             .map(|t| t.file_no)
             .collect();
-        let unsynced = match self.install(&replaced, opened, plan).await {
-            Ok(unsynced) => unsynced,
+        let stored = match self.install(&replaced, opened, plan).await {
+            Ok(stored) => stored,
             Err(e) => {
-                self.remove_outputs(&out.tables).await;
+                merge::remove_outputs(&self.dir, &out.tables).await;
                 return Err(e);
             }
         };
@@ -287,101 +280,75 @@ impl Shard {
             micros = started.elapsed().as_micros() as u64,
             "compacted"
         );
-        unsynced.map_or(Ok(()), Err)
+        stored.into_result()
     }
 
-    /// One manifest edit: `replaced` out, `outputs` in; then the same change
-    /// to the live state in one synchronous step. `Err`: nothing changed
-    /// (the outputs are the caller's to remove). `Ok(Some(e))`: installed,
-    /// but the manifest's directory entry may not be durable, so the
-    /// replaced files are kept on disk (start-up removes them once the new
-    /// manifest is read; the old one still needs them if a crash brings it
-    /// back) and `e` is reported.
+    /// One manifest edit: `replaced` out, `outputs` in, mirrored in the live
+    /// tables. `Err`: nothing changed (the outputs are the caller's to
+    /// remove). Stored but unsynced: installed, but the replaced files stay
+    /// on disk (start-up removes them once the new manifest is read; the old
+    /// one still needs them if a crash brings it back).
     async fn install(
         &self,
         replaced: &HashSet<u64>,
         outputs: Vec<Rc<Table>>,
         plan: &CompactionPlan,
-    ) -> Result<Option<EngineError>, EngineError> {
-        let permit = self.lock_manifest().await?;
-        let mut next = self.state.borrow().manifest.clone();
-        next.tables.retain(|t| !replaced.contains(&t.file_no));
-        next.tables.extend(outputs.iter().map(|t| t.meta.clone()));
-        let unsynced = match manifest::store(&self.dir, &next).await {
-            Ok(()) => None,
-            Err(StoreError::NotStored(e)) => return Err(e),
-            Err(StoreError::Unsynced(e)) => Some(e),
-        };
-        {
-            let mut st = self.state.borrow_mut();
-            let mut gone = Vec::new();
-            st.tables.retain(|t| {
-                let keep = !replaced.contains(&t.meta.file_no);
-                if !keep {
-                    gone.push(Rc::clone(t));
-                }
-                keep
-            });
-            st.tables.extend(outputs);
-            next.next_file_no = next.next_file_no.max(st.manifest.next_file_no);
-            st.manifest = next;
-            if unsynced.is_none() {
-                self.graveyard.borrow_mut().extend(gone);
-            }
-        }
-        self.epoch.set(self.epoch.get() + 1);
-        drop(permit);
+    ) -> Result<Stored, EngineError> {
+        let listed: Vec<_> = outputs.iter().map(|t| t.meta.clone()).collect();
+        let stored = self
+            .edit_manifest(
+                |next| {
+                    next.tables.retain(|t| !replaced.contains(&t.file_no));
+                    next.tables.extend(listed);
+                },
+                |st, stored| {
+                    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut st.tables)
+                        .into_iter()
+                        .partition(|t| replaced.contains(&t.meta.file_no));
+                    st.tables = kept;
+                    st.tables.extend(outputs);
+                    if stored.is_durable() {
+                        self.graveyard.borrow_mut().extend(gone);
+                    }
+                },
+            )
+            .await?;
         self.advance_cursor(plan);
-        Ok(unsynced)
+        Ok(stored)
     }
 
     /// A trivial move: the table changes level in the manifest, unchanged.
+    /// It deletes nothing, so stored but unsynced counts as done too.
     async fn install_move(&self, plan: &CompactionPlan) -> Result<(), EngineError> {
         let Some(input) = plan.inputs.first() else {
             return Ok(());
         };
-        let permit = self.lock_manifest().await?;
-        let mut next = self.state.borrow().manifest.clone();
-        for t in next.tables.iter_mut() {
-            if t.file_no == input.file_no {
-                t.level = plan.output_level;
-            }
-        }
-        // A move deletes nothing: stored but unsynced is installed too.
-        let unsynced = match manifest::store(&self.dir, &next).await {
-            Ok(()) => None,
-            Err(StoreError::NotStored(e)) => return Err(e),
-            Err(StoreError::Unsynced(e)) => Some(e),
-        };
-        {
-            let mut st = self.state.borrow_mut();
-            for t in &st.tables {
-                if t.meta.file_no == input.file_no {
-                    t.set_level(plan.output_level);
-                }
-            }
-            next.next_file_no = next.next_file_no.max(st.manifest.next_file_no);
-            st.manifest = next;
-        }
-        self.epoch.set(self.epoch.get() + 1);
-        drop(permit);
+        let stored = self
+            .edit_manifest(
+                |next| {
+                    for t in next
+                        .tables
+                        .iter_mut()
+                        .filter(|t| t.file_no == input.file_no)
+                    {
+                        t.level = plan.output_level;
+                    }
+                },
+                |st, _| {
+                    for t in st.tables.iter().filter(|t| t.meta.file_no == input.file_no) {
+                        t.set_level(plan.output_level);
+                    }
+                },
+            )
+            .await?;
         self.advance_cursor(plan);
         ShardCounters::bump(&self.counters.compaction_trivial_moves);
-        unsynced.map_or(Ok(()), Err)
+        stored.into_result()
     }
 
     fn advance_cursor(&self, plan: &CompactionPlan) {
         if let Some(slot) = self.cursors.borrow_mut().get_mut(plan.input_level as usize) {
             *slot = plan.next_cursor.clone();
-        }
-    }
-
-    async fn remove_outputs(&self, outputs: &[manifest::TableMeta]) {
-        for meta in outputs {
-            let path = self.dir.join(manifest::table_file_name(meta.file_no));
-            if let Err(e) = glommio::io::remove(&path).await {
-                tracing::warn!(file = %path.display(), error = %e, "cannot remove an uninstalled compaction output");
-            }
         }
     }
 

@@ -154,16 +154,6 @@ impl Shard {
         );
         old.close();
     }
-
-    /// Serialises manifest edits (flush and compaction).
-    pub(super) async fn lock_manifest(&self) -> Result<glommio::sync::Permit<'_>, EngineError> {
-        self.manifest_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|e| EngineError::Internal {
-                what: format!("manifest lock: {e}"),
-            })
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use super::{Immutable, Shard, ShardCounters};
 use crate::engine::table::Table;
 use crate::engine::EngineError;
-use crate::storage::manifest::{self, StoreError};
+use crate::storage::manifest;
 use crate::storage::wal::replay;
 use glommio::channels::local_channel::LocalReceiver;
 use std::cell::{Cell, RefCell};
@@ -113,12 +113,7 @@ impl Shard {
                 n
             }
         };
-        let file_no = {
-            let mut st = self.state.borrow_mut();
-            let n = st.manifest.next_file_no;
-            st.manifest.next_file_no += 1;
-            n
-        };
+        let file_no = self.allocate_file_no();
         let staged = async {
             if imm.mem.is_empty() {
                 return Ok((None, None));
@@ -153,41 +148,31 @@ impl Shard {
                 glommio::yield_if_needed().await;
             }
         }
-        let permit = self.lock_manifest().await?;
-        let mut next = self.state.borrow().manifest.clone();
-        if let Some(m) = &meta {
-            next.tables.push(m.clone());
-        }
-        next.wal_min_segment = next.wal_min_segment.max(wal_from);
         // Not stored: the table file is unlisted (removed at the next start)
-        // and the memtable stays for a retry. Stored but unsynced: install,
-        // but keep the WAL segments, which the previous manifest needs if a
+        // and the memtable stays for a retry. Stored but unsynced: installed,
+        // but the WAL segments stay, which the previous manifest needs if a
         // crash brings it back.
-        let unsynced = match manifest::store(&self.dir, &next).await {
-            Ok(()) => None,
-            Err(StoreError::NotStored(e)) => return Err(e),
-            Err(StoreError::Unsynced(e)) => Some(e),
-        };
-        {
-            let mut st = self.state.borrow_mut();
-            if let Some(t) = table {
-                st.tables.insert(0, t);
-            }
-            st.immutables.retain(|i| !Rc::ptr_eq(i, imm));
-            next.next_file_no = next.next_file_no.max(st.manifest.next_file_no);
-            st.manifest = next;
-        }
-        self.epoch.set(self.epoch.get() + 1);
-        drop(permit);
+        let stored = self
+            .edit_manifest(
+                |next| {
+                    if let Some(m) = &meta {
+                        next.tables.push(m.clone());
+                    }
+                    next.wal_min_segment = next.wal_min_segment.max(wal_from);
+                },
+                |st, _| {
+                    if let Some(t) = table {
+                        st.tables.insert(0, t);
+                    }
+                    st.immutables.retain(|i| !Rc::ptr_eq(i, imm));
+                },
+            )
+            .await?;
         let _ = self.compact_wake.try_send(());
         ShardCounters::bump(&self.counters.flushes);
         let bytes = meta.as_ref().map_or(0, |m| m.file_bytes);
-        self.counters
-            .flush_bytes
-            .set(self.counters.flush_bytes.get() + bytes);
-        if let Some(e) = unsynced {
-            return Err(e);
-        }
+        ShardCounters::add(&self.counters.flush_bytes, bytes);
+        stored.into_result()?;
         for (no, path) in replay::list_segments(&self.dir)? {
             if no < wal_from {
                 if let Err(e) = glommio::io::remove(&path).await {

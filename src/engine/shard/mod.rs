@@ -7,8 +7,9 @@
 //! them. A shard is touched only by its own core (`!Send`, held in an `Rc`),
 //! so `RefCell`/`Cell` suffice; no borrow is held across an `.await`.
 //! The submodules hold one concern each: [`flush`] (memtable rotation and
-//! flush), [`compact`] (running and installing compactions), [`flow`] (write
-//! flow control) and [`stats`] (health figures).
+//! flush), [`compact`] (running and installing compactions), [`edit`]
+//! (manifest edits), [`flow`] (write flow control) and [`stats`] (health
+//! figures).
 //!
 //! Write path: flow control first (check WAL room; delay past the slowdown
 //! thresholds; wait for flush or compaction past the stop thresholds, up to
@@ -45,6 +46,7 @@
 //!   its byte budget.
 
 mod compact;
+mod edit;
 mod flow;
 mod flush;
 mod stats;
@@ -189,12 +191,6 @@ pub fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal {
-        what: format!("{what} {}: {e}", path.display()),
-    }
-}
-
 impl Shard {
     /// Opens the shard stored in `dir`: manifest, SSTables, then replay of the
     /// WAL segments not yet covered by SSTables. A non-empty replayed
@@ -227,7 +223,7 @@ impl Shard {
         }
         for (no, path) in replay::list_segments(dir)? {
             if no < manifest.wal_min_segment {
-                std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
+                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, "remove", e))?;
             }
         }
         let mut memtable = Memtable::new();
@@ -239,7 +235,7 @@ impl Shard {
             // Nothing to replay: the segments (empty, or a prepared spare)
             // are obsolete; without this every restart would leave two.
             for (_, path) in replay::list_segments(dir)? {
-                std::fs::remove_file(&path).map_err(|e| io(&path, "remove", e))?;
+                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, "remove", e))?;
             }
         }
         let next_segment_no = recovery.next_segment_no.max(manifest.wal_min_segment);
@@ -384,16 +380,20 @@ impl Shard {
             let epoch = self.epoch.get();
             let tables: Vec<Rc<Table>> = self.state.borrow().tables.clone();
             let mut out = Vec::new();
+            let mut holding = 0;
             for t in tables {
                 if let Some(vs) = t.get(key).await? {
                     out.extend(vs);
+                    holding += 1;
                 }
             }
             if self.epoch.get() == epoch {
-                if !out.is_empty() {
+                if holding > 1 {
                     // Sets read from several tables may hold dominated
-                    // versions: cache the reconciled set.
+                    // versions (one table's set is reconciled already).
                     out = VersionSet::from_versions(out).into_versions();
+                }
+                if holding > 0 {
                     self.cache_fill(key, &out);
                 }
                 return Ok(out);
@@ -508,9 +508,9 @@ impl Shard {
 /// Deletes `sst-*.sst` files the manifest does not list (a flush that
 /// crashed before its manifest edit).
 fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "list", e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, "list", e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| io(dir, "list", e))?;
+        let entry = entry.map_err(|e| EngineError::io(dir, "list", e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let file_no = name
@@ -523,7 +523,8 @@ fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineE
                     file = name,
                     "removing an SSTable no manifest lists (an unfinished flush or compaction, or a table a compaction replaced)"
                 );
-                std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), "remove", e))?;
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| EngineError::io(&entry.path(), "remove", e))?;
             }
         }
     }

@@ -195,22 +195,24 @@ fn corrupt_table_block_answers_corrupted_never_data() {
     });
 }
 
+/// Writes keys k0..k{n-1}, stops the shard as a crash would, and returns
+/// the WAL segment holding the records (the next one is a spare).
+async fn write_keys_and_halt(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let shard = Shard::open(dir, 0, "n1".into(), &small_config())
+        .await
+        .unwrap();
+    for i in 0..n {
+        let key = KeyRef::new("t", &format!("k{i}"));
+        shard.execute(put(&key, Some("v"), PutClock::Blind)).await;
+    }
+    shard.halt().await;
+    files_with_prefix(dir, "wal-").swap_remove(0)
+}
+
 #[test]
 fn wal_corruption_before_the_tail_stops_open_naming_file_and_offset() {
     with_executor(|dir| async move {
-        {
-            let shard = Shard::open(&dir, 0, "n1".into(), &small_config())
-                .await
-                .unwrap();
-            for i in 0..5 {
-                let key = KeyRef::new("t", &format!("k{i}"));
-                shard.execute(put(&key, Some("v"), PutClock::Blind)).await;
-            }
-            shard.halt().await;
-        }
-        // The first segment holds the records (the next one is a spare).
-        let segments = files_with_prefix(&dir, "wal-");
-        let seg = &segments[0];
+        let seg = &write_keys_and_halt(&dir, 5).await;
         let mut raw = std::fs::read(seg).unwrap();
         raw[4096 + 45] ^= 0x01; // inside the first batch's payload
         std::fs::write(seg, raw).unwrap();
@@ -237,19 +239,7 @@ fn wal_corruption_before_the_tail_stops_open_naming_file_and_offset() {
 #[test]
 fn torn_wal_tail_is_truncated_and_earlier_writes_survive() {
     with_executor(|dir| async move {
-        {
-            let shard = Shard::open(&dir, 0, "n1".into(), &small_config())
-                .await
-                .unwrap();
-            for i in 0..3 {
-                let key = KeyRef::new("t", &format!("k{i}"));
-                shard.execute(put(&key, Some("v"), PutClock::Blind)).await;
-            }
-            shard.halt().await;
-        }
-        // The first segment holds the records (the next one is a spare).
-        let segments = files_with_prefix(&dir, "wal-");
-        let seg = &segments[0];
+        let seg = &write_keys_and_halt(&dir, 3).await;
         let mut raw = std::fs::read(seg).unwrap();
         // Zero the tail end of the last batch: a write cut short.
         let end = raw.iter().rposition(|b| *b != 0).unwrap();

@@ -37,16 +37,6 @@ pub struct Table {
     filter: Filter,
 }
 
-pub(crate) fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
-    let text = e.to_string();
-    if text.contains("os error 28") {
-        return EngineError::DiskFull;
-    }
-    EngineError::Internal {
-        what: format!("{what} {}: {text}", path.display()),
-    }
-}
-
 pub(crate) fn sst_error(path: &Path, e: SstError) -> EngineError {
     if e.is_corruption() {
         EngineError::Corrupted {
@@ -68,7 +58,7 @@ pub(crate) async fn read_exact(
     let got = file
         .read_at(pos, len)
         .await
-        .map_err(|e| io(path, "read", e))?;
+        .map_err(|e| EngineError::io_or_disk_full(path, "read", e))?;
     if got.len() != len {
         return Err(EngineError::Corrupted {
             what: format!(
@@ -110,8 +100,11 @@ impl Table {
             .read(true)
             .dma_open(&path)
             .await
-            .map_err(|e| io(&path, "open", e))?;
-        let len = file.file_size().await.map_err(|e| io(&path, "stat", e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "open", e))?;
+        let len = file
+            .file_size()
+            .await
+            .map_err(|e| EngineError::io_or_disk_full(&path, "stat", e))?;
         if len != meta.file_bytes || len < sstable::format::FOOTER_LEN as u64 {
             return Err(EngineError::Corrupted {
                 what: format!(

@@ -9,7 +9,7 @@
 //! fails) removes its file, so no partial table is left behind (a crash
 //! leaves an unlisted file that start-up removes).
 
-use super::{io, sst_error};
+use super::sst_error;
 use crate::engine::EngineError;
 use crate::model::Version;
 use crate::storage::manifest::{table_file_name, TableMeta};
@@ -44,7 +44,7 @@ impl TableWriter {
             .truncate(true)
             .dma_open(&path)
             .await
-            .map_err(|e| io(&path, "create", e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "create", e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             path,
@@ -121,14 +121,18 @@ impl TableWriter {
         self.pos = end;
         file.fdatasync()
             .await
-            .map_err(|e| io(&self.path, "sync", e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&self.path, "sync", e))?;
         if let Some(file) = self.file.take() {
-            file.close().await.map_err(|e| io(&self.path, "close", e))?;
+            file.close()
+                .await
+                .map_err(|e| EngineError::io_or_disk_full(&self.path, "close", e))?;
         }
         let d = glommio::io::Directory::open(&self.dir)
             .await
-            .map_err(|e| io(&self.dir, "open", e))?;
-        d.sync().await.map_err(|e| io(&self.dir, "sync", e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&self.dir, "open", e))?;
+        d.sync()
+            .await
+            .map_err(|e| EngineError::io_or_disk_full(&self.dir, "sync", e))?;
         Ok(TableMeta {
             level,
             file_no: self.file_no,
@@ -172,7 +176,7 @@ async fn write_chunk(
     let written = file
         .write_at(buf, pos)
         .await
-        .map_err(|e| io(path, "write", e))?;
+        .map_err(|e| EngineError::io_or_disk_full(path, "write", e))?;
     if written != chunk.len() {
         return Err(EngineError::Internal {
             what: format!(

@@ -42,18 +42,12 @@ fn corrupted(path: &Path, offset: u64, reason: impl std::fmt::Display) -> Engine
     }
 }
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal {
-        what: format!("{what} {}: {e}", path.display()),
-    }
-}
-
 /// The shard's segment files, in segment order.
 pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, "list", e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, "list", e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| io(dir, "list", e))?;
+        let entry = entry.map_err(|e| EngineError::io(dir, "list", e))?;
         if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
             out.push((no, entry.path()));
         }
@@ -70,7 +64,7 @@ async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, Engi
         let chunk = file
             .read_at(pos, want)
             .await
-            .map_err(|e| io(path, "read", e))?;
+            .map_err(|e| EngineError::io(path, "read", e))?;
         if chunk.is_empty() {
             break;
         }
@@ -97,8 +91,11 @@ pub async fn replay_dir(
             .write(true)
             .dma_open(path)
             .await
-            .map_err(|e| io(path, "open", e))?;
-        let len = file.file_size().await.map_err(|e| io(path, "stat", e))?;
+            .map_err(|e| EngineError::io(path, "open", e))?;
+        let len = file
+            .file_size()
+            .await
+            .map_err(|e| EngineError::io(path, "stat", e))?;
         let data = read_all(&file, path, len).await?;
         summary.bytes += data.len() as u64;
         summary.segments += 1;
@@ -107,7 +104,7 @@ pub async fn replay_dir(
             // ever acknowledged.
             tracing::warn!(file = %path.display(), bytes = data.len(), "WAL segment without a complete header: removed");
             drop(file);
-            std::fs::remove_file(path).map_err(|e| io(path, "remove", e))?;
+            std::fs::remove_file(path).map_err(|e| EngineError::io(path, "remove", e))?;
             continue;
         }
         if data[..format::SEGMENT_HEADER_LEN].iter().all(|b| *b == 0) {
@@ -115,7 +112,7 @@ pub async fn replay_dir(
             // written last, and no record goes to a segment before that.
             tracing::info!(file = %path.display(), "unfinished spare WAL segment: removed");
             drop(file);
-            std::fs::remove_file(path).map_err(|e| io(path, "remove", e))?;
+            std::fs::remove_file(path).map_err(|e| EngineError::io(path, "remove", e))?;
             continue;
         }
         let header = format::parse_segment_header(&data[..format::SEGMENT_HEADER_LEN])
@@ -152,8 +149,10 @@ pub async fn replay_dir(
                     "WAL segment ends in a partially written batch (never acknowledged): truncated");
                 file.truncate(offset as u64)
                     .await
-                    .map_err(|e| io(path, "truncate", e))?;
-                file.fdatasync().await.map_err(|e| io(path, "sync", e))?;
+                    .map_err(|e| EngineError::io(path, "truncate", e))?;
+                file.fdatasync()
+                    .await
+                    .map_err(|e| EngineError::io(path, "sync", e))?;
             }
             TailState::Corrupt { offset, reason, .. } => {
                 if !config.wal_replay_skip_corruption {
@@ -170,7 +169,9 @@ pub async fn replay_dir(
                     "WAL corruption skipped by configuration: the rest of this segment is LOST");
             }
         }
-        file.close().await.map_err(|e| io(path, "close", e))?;
+        file.close()
+            .await
+            .map_err(|e| EngineError::io(path, "close", e))?;
     }
     summary.next_segment_no = segments.last().map_or(0, |(no, _)| no + 1);
     // (A removed spare's number is skipped too: numbers are never reused.)

@@ -126,23 +126,13 @@ struct Segment {
     tail: Vec<u8>,
 }
 
-fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> EngineError {
-    let text = e.to_string();
-    if text.contains("No space left") || text.contains("os error 28") {
-        return EngineError::DiskFull;
-    }
-    EngineError::Internal {
-        what: format!("{what} {}: {text}", path.display()),
-    }
-}
-
 async fn sync_dir(dir: &Path) -> Result<(), EngineError> {
     let d = glommio::io::Directory::open(dir)
         .await
-        .map_err(|e| io_error("open directory", dir, e))?;
+        .map_err(|e| EngineError::io_or_disk_full(dir, "open directory", e))?;
     d.sync()
         .await
-        .map_err(|e| io_error("sync directory", dir, e))
+        .map_err(|e| EngineError::io_or_disk_full(dir, "sync directory", e))
 }
 
 impl Segment {
@@ -164,10 +154,10 @@ impl Segment {
             .truncate(true)
             .dma_open(&path)
             .await
-            .map_err(|e| io_error("create WAL segment", &path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "create WAL segment", e))?;
         file.pre_allocate(bytes_max, false)
             .await
-            .map_err(|e| io_error("preallocate WAL segment", &path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "preallocate WAL segment", e))?;
         if prewrite {
             let mut pos = format::SEGMENT_HEADER_LEN as u64;
             while pos < bytes_max {
@@ -176,7 +166,7 @@ impl Segment {
                 zeros.as_bytes_mut().fill(0);
                 file.write_at(zeros, pos)
                     .await
-                    .map_err(|e| io_error("prewrite WAL segment", &path, e))?;
+                    .map_err(|e| EngineError::io_or_disk_full(&path, "prewrite WAL segment", e))?;
                 pos += len as u64;
                 glommio::yield_if_needed().await;
             }
@@ -189,10 +179,10 @@ impl Segment {
         buf.as_bytes_mut().copy_from_slice(&header);
         file.write_at(buf, 0)
             .await
-            .map_err(|e| io_error("write WAL segment header", &path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "write WAL segment header", e))?;
         file.fdatasync()
             .await
-            .map_err(|e| io_error("sync WAL segment", &path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&path, "sync WAL segment", e))?;
         sync_dir(dir).await?;
         let start = format::SEGMENT_HEADER_LEN as u64;
         Ok(Self {
@@ -222,7 +212,7 @@ impl Segment {
             .file
             .write_at(buf, self.aligned_start)
             .await
-            .map_err(|e| io_error("write WAL", &self.path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&self.path, "write WAL", e))?;
         if written as u64 != padded {
             return Err(EngineError::Internal {
                 what: format!(
@@ -244,7 +234,7 @@ impl Segment {
         self.file
             .fdatasync()
             .await
-            .map_err(|e| io_error("fdatasync WAL", &self.path, e))?;
+            .map_err(|e| EngineError::io_or_disk_full(&self.path, "fdatasync WAL", e))?;
         let micros = started.elapsed().as_micros() as u64;
         add(&stats.fsyncs, 1);
         add(&stats.fsync_micros_total, micros);
