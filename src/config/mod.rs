@@ -17,6 +17,10 @@ use std::path::{Path, PathBuf};
 /// The shipped shards.toml, used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../shards.toml");
 
+/// Largest count the on-disk encodings carry for clock entries and for
+/// versions per key (16-bit fields).
+const FORMAT_COUNT_MAX: usize = u16::MAX as usize;
+
 /// A configuration problem, naming where it is and why.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -81,6 +85,17 @@ pub struct LimitsConfig {
     pub key_bytes_max: usize,
     pub value_bytes_max: usize,
     pub clock_entries_max: usize,
+    /// Distinct coordinator ids over every version of one key (client puts).
+    pub key_clock_ids_max: usize,
+    /// Versions (siblings) one key may hold after a client put.
+    pub versions_per_key_max: usize,
+    /// Versions one key may hold after any put, Repair included.
+    pub versions_per_key_hard_max: usize,
+    /// How long a request body may take to arrive, from the request headers.
+    pub request_body_timeout_ms: u64,
+    /// How long a unary request may take in all, when the client sets no
+    /// shorter grpc-timeout.
+    pub request_timeout_ms: u64,
     pub inflight_requests_max_per_core: usize,
     pub inflight_bytes_max_per_core: usize,
     pub connections_max_per_core: usize,
@@ -175,6 +190,19 @@ impl Default for NodeConfig {
     }
 }
 
+impl LimitsConfig {
+    /// The per-key bounds every shard checks puts against.
+    pub fn key_bounds(&self) -> crate::model::KeyBounds {
+        crate::model::KeyBounds {
+            clock_entries_max: self.clock_entries_max,
+            key_clock_ids_max: self.key_clock_ids_max,
+            versions_per_key_max: self.versions_per_key_max,
+            versions_per_key_hard_max: self.versions_per_key_hard_max,
+            answer_bytes_max: self.message_bytes_max,
+        }
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
@@ -183,6 +211,11 @@ impl Default for LimitsConfig {
             key_bytes_max: 8 * 1024,
             value_bytes_max: 8 * 1024 * 1024,
             clock_entries_max: 64,
+            key_clock_ids_max: 62,
+            versions_per_key_max: 100,
+            versions_per_key_hard_max: 1000,
+            request_body_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
             inflight_requests_max_per_core: 4096,
             inflight_bytes_max_per_core: 256 * 1024 * 1024,
             connections_max_per_core: 1024,
@@ -292,8 +325,44 @@ impl Config {
                 ),
             );
         }
-        if l.clock_entries_max == 0 {
-            return bad("limits.clock_entries_max", "must be at least 1".into());
+        // The WAL and SSTable encodings count clock entries and versions
+        // per key in 16 bits: every figure the limits allow must fit.
+        if l.clock_entries_max < 3 || l.clock_entries_max > FORMAT_COUNT_MAX {
+            return bad(
+                "limits.clock_entries_max",
+                format!("must be between 3 and {FORMAT_COUNT_MAX}"),
+            );
+        }
+        if l.key_clock_ids_max == 0 || l.key_clock_ids_max + 2 > l.clock_entries_max {
+            return bad(
+                "limits.key_clock_ids_max",
+                format!(
+                    "{} must be between 1 and limits.clock_entries_max - 2 ({}): a write-back \
+                     adds the coordinator's id and this node's stamp to the clock a Read answers",
+                    l.key_clock_ids_max,
+                    l.clock_entries_max.saturating_sub(2)
+                ),
+            );
+        }
+        if l.versions_per_key_max == 0 {
+            return bad("limits.versions_per_key_max", "must be at least 1".into());
+        }
+        if l.versions_per_key_hard_max < l.versions_per_key_max
+            || l.versions_per_key_hard_max > FORMAT_COUNT_MAX
+        {
+            return bad(
+                "limits.versions_per_key_hard_max",
+                format!(
+                    "{} must be between limits.versions_per_key_max ({}) and {FORMAT_COUNT_MAX}",
+                    l.versions_per_key_hard_max, l.versions_per_key_max
+                ),
+            );
+        }
+        if l.request_body_timeout_ms == 0 || l.request_timeout_ms == 0 {
+            return bad(
+                "limits.request_timeout_ms",
+                "request_timeout_ms and request_body_timeout_ms must be at least 1".into(),
+            );
         }
         if l.inflight_requests_max_per_core == 0 {
             return bad(

@@ -128,6 +128,7 @@ async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
                         key: KeyRef::new("t", KEYS[key]),
                         value,
                         clock,
+                        origin: crate::model::PutOrigin::Client,
                     })
                     .await;
                 let ShardReply::Put {

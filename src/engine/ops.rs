@@ -4,7 +4,7 @@
 //! `Send` data (`Bytes`, `String`), already validated and decoded by the core
 //! that received the request: the owning core never re-parses protobuf.
 
-use crate::model::{KeyRef, VectorClock, VersionSet};
+use crate::model::{KeyRef, PutOrigin, VectorClock, VersionSet};
 use bytes::Bytes;
 
 /// The clock a put carries.
@@ -25,6 +25,9 @@ pub enum ShardOp {
         key: KeyRef,
         value: Option<Bytes>,
         clock: PutClock,
+        /// Client puts are checked against every per-key bound, replica
+        /// puts (Repair) only against the hard ceiling.
+        origin: PutOrigin,
     },
     Get {
         key: KeyRef,
@@ -55,6 +58,10 @@ pub struct ShardStats {
     pub requests_forwarded_out: u64,
     /// Requests another core received and this core executed.
     pub requests_forwarded_in: u64,
+    /// Client puts refused by a per-key bound.
+    pub puts_refused_by_bounds: u64,
+    /// Replica puts accepted that left their key past a soft bound.
+    pub replica_puts_past_bounds: u64,
     pub wal: WalFigures,
 }
 

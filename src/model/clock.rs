@@ -85,14 +85,15 @@ impl VectorClock {
     where
         I: IntoIterator<Item = (String, i64)>,
     {
-        let mut out: Vec<(String, u64)> = Vec::new();
+        let entries: Vec<(String, i64)> = entries.into_iter().collect();
+        if entries.len() > entries_max {
+            return Err(ClockError::TooManyEntries {
+                entries: entries.len(),
+                max: entries_max,
+            });
+        }
+        let mut out: Vec<(String, u64)> = Vec::with_capacity(entries.len());
         for (node_id, counter) in entries {
-            if out.len() >= entries_max {
-                return Err(ClockError::TooManyEntries {
-                    entries: out.len() + 1,
-                    max: entries_max,
-                });
-            }
             if node_id.is_empty() {
                 return Err(ClockError::EmptyNodeId);
             }
@@ -208,8 +209,13 @@ impl VectorClock {
         }
     }
 
-    /// Entry-wise maximum of `self` and `other`, in place.
+    /// Entry-wise maximum of `self` and `other`, in place. When `other`
+    /// names no node `self` lacks (merging the siblings of one key, mostly),
+    /// counters are raised in place without allocating.
     pub fn merge(&mut self, other: &VectorClock) {
+        if self.merge_known(other) {
+            return;
+        }
         let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
         let (mut i, mut j) = (0, 0);
         let (a, b) = (&self.entries, &other.entries);
@@ -240,6 +246,31 @@ impl VectorClock {
             }
         }
         self.entries = out;
+    }
+
+    /// The in-place half of [`VectorClock::merge`]: when every node of
+    /// `other` is in `self`, raises counters and answers `true`; otherwise
+    /// changes nothing and answers `false`.
+    fn merge_known(&mut self, other: &VectorClock) -> bool {
+        let mut i = 0;
+        for (node, _) in &other.entries {
+            while i < self.entries.len() && self.entries[i].0 < *node {
+                i += 1;
+            }
+            if i == self.entries.len() || self.entries[i].0 != *node {
+                return false;
+            }
+            i += 1;
+        }
+        let mut i = 0;
+        for (node, counter) in &other.entries {
+            while self.entries[i].0 != *node {
+                i += 1;
+            }
+            self.entries[i].1 = self.entries[i].1.max(*counter);
+            i += 1;
+        }
+        true
     }
 
     /// Approximate heap bytes, for memtable accounting.
@@ -311,6 +342,16 @@ mod tests {
         );
         let many = VectorClock::from_entries((0..3).map(|i| (format!("n{i}"), 1)), 2);
         assert_eq!(many, Err(ClockError::TooManyEntries { entries: 3, max: 2 }));
+        // The message names the count sent, not the first one past the limit.
+        let err = VectorClock::from_entries((0..80).map(|i| (format!("n{i}"), 1)), 64).unwrap_err();
+        assert_eq!(
+            err,
+            ClockError::TooManyEntries {
+                entries: 80,
+                max: 64
+            }
+        );
+        assert!(err.to_string().contains("80 entries"), "{err}");
         let long = VectorClock::from_entries([("x".repeat(NODE_ID_BYTES_MAX + 1), 1)], 64);
         assert!(matches!(long, Err(ClockError::NodeIdTooLong { .. })));
     }

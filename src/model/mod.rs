@@ -2,10 +2,12 @@
 //! their reconciliation, key identity and ring ownership. Everything here is
 //! pure and unit/property tested in place.
 
+pub mod bounds;
 pub mod clock;
 pub mod key;
 pub mod version;
 
+pub use bounds::{read_answer_bytes, BoundExceeded, KeyBounds, PutOrigin};
 pub use clock::{Causality, ClockError, VectorClock};
 pub use key::{owner_shard, ring_token, KeyRef};
 pub use version::{ApplyOutcome, Version, VersionSet};

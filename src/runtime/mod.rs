@@ -149,6 +149,7 @@ async fn core_main(
         config.node.node_id.clone(),
         &config.storage,
         shards,
+        config.limits.key_bounds(),
     )
     .await;
     if opened.is_err() {

@@ -7,7 +7,12 @@
 //! size limits and flow-control release, deadline, dispatch, flow-controlled
 //! response. Invariants: no request body grows past `message_bytes_max` (plus
 //! the 5-byte prefix) and the core's in-flight budgets; every stream gets an
-//! answer, a gRPC status or a reset.
+//! answer, a gRPC status, an HTTP refusal (405 for a method other than POST,
+//! 415 for a content type other than `application/grpc`) or a reset; no
+//! unary call holds its admission slot longer than
+//! `limits.request_body_timeout_ms` waiting for its body, nor longer than
+//! `limits.request_timeout_ms` (or the client's shorter `grpc-timeout`) in
+//! all, whether or not the client set a deadline.
 
 use super::context::CoreContext;
 use super::grpc::{self, Code, Status, PREFIX_BYTES};
@@ -135,6 +140,10 @@ async fn handle_stream(
     core: &CoreContext,
 ) {
     let received = Instant::now();
+    if let Err(refusal) = check_grpc_request(&req) {
+        send_http_refusal(&mut respond, refusal);
+        return;
+    }
     let Some(_admitted) = core.admit_request() else {
         let msg = format!(
             "too many requests in flight on this core (limit {}); retry with backoff",
@@ -169,24 +178,47 @@ async fn handle_stream(
             return;
         }
     };
+    // The server's own bounds hold even when the client sets no deadline,
+    // so a stalled body or call cannot keep its admission slot for ever.
+    let limits = &core.config.limits;
+    let server_limit = Duration::from_millis(limits.request_timeout_ms);
+    let (limit, limit_status) = match timeout {
+        Some(t) if t <= server_limit => (t, deadline_status()),
+        _ => (
+            server_limit,
+            Status::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "the request did not complete within limits.request_timeout_ms ({} ms)",
+                    limits.request_timeout_ms
+                ),
+            ),
+        ),
+    };
+    let body_limit = Duration::from_millis(limits.request_body_timeout_ms);
     let work = async {
-        let message = read_message(&mut body, core).await?;
+        let message = future::or(read_message(&mut body, core), async {
+            glommio::timer::sleep(body_limit).await;
+            Err(Status::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "the request body did not arrive within limits.request_body_timeout_ms ({} ms)",
+                    limits.request_body_timeout_ms
+                ),
+            ))
+        })
+        .await?;
         // The body may have taken the whole deadline to arrive.
-        if timeout.is_some_and(|t| received.elapsed() >= t) {
-            return Err(deadline_status());
+        if received.elapsed() >= limit {
+            return Err(limit_status.clone());
         }
         handlers::dispatch(core, &method, message).await
     };
-    let outcome = match timeout {
-        None => work.await,
-        Some(t) => {
-            future::or(work, async {
-                glommio::timer::sleep(t.saturating_sub(received.elapsed())).await;
-                Err(deadline_status())
-            })
-            .await
-        }
-    };
+    let outcome = future::or(work, async {
+        glommio::timer::sleep(limit.saturating_sub(received.elapsed())).await;
+        Err(limit_status.clone())
+    })
+    .await;
     match outcome {
         Ok(frame) => {
             if let Err(e) = send_message(&mut respond, frame).await {
@@ -194,6 +226,63 @@ async fn handle_stream(
             }
         }
         Err(status) => send_status(&mut respond, &status),
+    }
+}
+
+/// Why a request is not a gRPC call this server answers: the HTTP status
+/// and a plain-text reason.
+struct HttpRefusal {
+    status: http::StatusCode,
+    reason: &'static str,
+}
+
+/// gRPC calls are POSTs with a `application/grpc[+proto]` content type; the
+/// gRPC over HTTP/2 spec answers anything else with a plain HTTP status, so a
+/// non-gRPC client never reads a refusal as a success.
+fn check_grpc_request<B>(req: &Request<B>) -> Result<(), HttpRefusal> {
+    if req.method() != http::Method::POST {
+        return Err(HttpRefusal {
+            status: http::StatusCode::METHOD_NOT_ALLOWED,
+            reason: "gRPC calls use POST",
+        });
+    }
+    let grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct == "application/grpc"
+                || ct.starts_with("application/grpc+")
+                || ct.starts_with("application/grpc;")
+        });
+    if !grpc {
+        return Err(HttpRefusal {
+            status: http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason: "content-type must be application/grpc",
+        });
+    }
+    Ok(())
+}
+
+fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
+    let mut resp = Response::new(());
+    *resp.status_mut() = refusal.status;
+    let h = resp.headers_mut();
+    if refusal.status == http::StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    match respond.send_response(resp, false) {
+        Ok(mut send) => {
+            let body = Bytes::from(format!("{}\n", refusal.reason));
+            if let Err(e) = send.send_data(body, true) {
+                tracing::debug!(error = %e, "refusal not delivered");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "refusal not delivered"),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::config::LimitsConfig;
 use crate::engine::EngineError;
-use crate::model::{KeyRef, VectorClock, Version};
+use crate::model::{KeyRef, VectorClock, Version, VersionSet};
 use crate::proto;
 
 /// A request field that failed validation; the message names the field.
@@ -92,6 +92,46 @@ pub fn version_to_wire(tenant_id: &str, key: &str, v: &Version) -> proto::KeyVal
     }
 }
 
+/// The ReadResponse for the stored `versions` of (`tenant_id`, `key`): the
+/// visible sibling's value and timestamp, the merged clock of every version,
+/// and every version in `versions` unless a lone live version already says
+/// it all. Its encoded size never exceeds
+/// [`crate::model::read_answer_bytes`].
+pub fn read_response(tenant_id: &str, key: &str, set: &VersionSet) -> proto::ReadResponse {
+    let visible = set.visible();
+    // A lone live version is already fully in value/vector_clock/timestamp;
+    // repeating it in `versions` would send the value twice.
+    let versions: Vec<_> = if set.len() > 1 || visible.is_none() {
+        set.versions()
+            .iter()
+            .map(|v| version_to_wire(tenant_id, key, v))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let vector_clock = (!set.is_empty()).then(|| clock_to_wire(&set.merged_clock()));
+    match visible {
+        Some(v) => proto::ReadResponse {
+            success: true,
+            value: v.value.clone().unwrap_or_default(),
+            vector_clock,
+            error_message: String::new(),
+            error_code: proto::ErrorCode::Unknown as i32,
+            versions,
+            timestamp: v.timestamp_ms,
+        },
+        None => proto::ReadResponse {
+            success: false,
+            value: bytes::Bytes::new(),
+            vector_clock,
+            error_message: "key not found".into(),
+            error_code: proto::ErrorCode::KeyNotFound as i32,
+            versions,
+            timestamp: 0,
+        },
+    }
+}
+
 /// The wire error code for an engine error.
 pub fn error_code(e: &EngineError) -> proto::ErrorCode {
     match e {
@@ -153,5 +193,44 @@ mod tests {
         let back = clock_to_wire(&clock);
         assert_eq!(back.entries[0].coordinator_node_id, "a");
         assert_eq!(clock_from_wire(Some(back), &l).unwrap(), clock);
+    }
+
+    fn arb_version() -> impl proptest::strategy::Strategy<Value = Version> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::btree_map("[a-z]{1,256}", 1i64..i64::MAX, 0..8),
+            any::<i64>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        )
+            .prop_map(|(m, ts, v)| Version {
+                clock: VectorClock::from_entries(m, 64).unwrap(),
+                timestamp_ms: ts,
+                value: v.map(bytes::Bytes::from),
+            })
+    }
+
+    proptest::proptest! {
+        /// The size the per-key bound checks is never below what Read
+        /// really sends, and not far above it.
+        #[test]
+        fn read_answer_bytes_bounds_the_encoded_answer(
+            versions in proptest::collection::vec(arb_version(), 0..6),
+            tenant in "[a-z]{1,200}",
+            key in "[a-z]{1,200}",
+        ) {
+            use prost::Message;
+            let set = VersionSet::from_versions(versions);
+            let answer = read_response(&tenant, &key, &set);
+            let encoded = answer.encoded_len();
+            let estimate = crate::model::read_answer_bytes(
+                &set,
+                &set.merged_clock(),
+                tenant.len() + key.len(),
+            );
+            proptest::prop_assert!(estimate >= encoded, "estimate {estimate} < encoded {encoded}");
+            let slack = 96 + 32 * set.len() + 12 * (set.merged_clock().entries().len()
+                + set.versions().iter().map(|v| v.clock.entries().len()).sum::<usize>());
+            proptest::prop_assert!(estimate <= encoded + slack, "estimate {estimate}, encoded {encoded}");
+        }
     }
 }

@@ -9,9 +9,9 @@
 
 use super::context::CoreContext;
 use super::convert::{self, Invalid};
-use super::grpc::{encode_frame, Code, Status};
+use super::grpc::{encode_frame, Code, Status, PREFIX_BYTES};
 use crate::engine::{PutClock, ShardOp, ShardReply, ShardStats};
-use crate::model::{owner_shard, KeyRef};
+use crate::model::{owner_shard, KeyRef, PutOrigin};
 use crate::proto;
 use bytes::Bytes;
 use prost::Message;
@@ -25,7 +25,7 @@ pub const SERVICE_PREFIX: &str = "/storage.StorageNodeService/";
 pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<Bytes, Status> {
     match method {
         "Write" => Ok(encode_frame(&write(core, decode(body)?).await)),
-        "Read" => Ok(encode_frame(&read(core, decode(body)?).await)),
+        "Read" => fit_answer(core, encode_frame(&read(core, decode(body)?).await)),
         "Delete" => Ok(encode_frame(&delete(core, decode(body)?).await)),
         "Repair" => Ok(encode_frame(&repair(core, decode(body)?).await)),
         "HealthCheck" => {
@@ -39,6 +39,24 @@ pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<B
         )),
         other => Err(Status::new(Code::Unimplemented, format!("unknown method {other:?} of storage.StorageNodeService"))),
     }
+}
+
+/// A Read answer within `limits.message_bytes_max`, or RESOURCE_EXHAUSTED.
+/// Only a key pushed past its per-key bounds by Repair can answer more:
+/// client writes are refused before a Read answer could grow this big.
+fn fit_answer(core: &CoreContext, frame: Bytes) -> Result<Bytes, Status> {
+    let max = core.config.limits.message_bytes_max;
+    let len = frame.len().saturating_sub(PREFIX_BYTES);
+    if len > max {
+        return Err(Status::new(
+            Code::ResourceExhausted,
+            format!(
+                "the Read answer takes {len} bytes, over limits.message_bytes_max ({max}); \
+                 resolve the key's siblings by writing with a clock that descends them"
+            ),
+        ));
+    }
+    Ok(frame)
 }
 
 fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
@@ -78,6 +96,7 @@ async fn put(
     key: Result<KeyRef, Invalid>,
     value: Option<Bytes>,
     clock: PutClock,
+    origin: PutOrigin,
 ) -> PutAnswer {
     let key = match key {
         Ok(k) => k,
@@ -86,7 +105,15 @@ async fn put(
     let shard = owner(core, &key);
     match core
         .router
-        .call(shard, ShardOp::Put { key, value, clock })
+        .call(
+            shard,
+            ShardOp::Put {
+                key,
+                value,
+                clock,
+                origin,
+            },
+        )
         .await
     {
         ShardReply::Put { clock, .. } => PutAnswer {
@@ -126,7 +153,7 @@ async fn write(core: &CoreContext, req: proto::WriteRequest) -> proto::WriteResp
         .and_then(|k| convert::check_value(&req.value, limits).map(|_| k))
         .and_then(|k| put_clock(req.vector_clock, core).map(|c| (k, c)));
     let a = match checked {
-        Ok((key, clock)) => put(core, Ok(key), Some(req.value), clock).await,
+        Ok((key, clock)) => put(core, Ok(key), Some(req.value), clock, PutOrigin::Client).await,
         Err(e) => PutAnswer::invalid(e),
     };
     proto::WriteResponse {
@@ -141,7 +168,7 @@ async fn delete(core: &CoreContext, req: proto::DeleteRequest) -> proto::DeleteR
     let checked = convert::key_ref(&req.tenant_id, &req.key, &core.config.limits)
         .and_then(|k| put_clock(req.vector_clock, core).map(|c| (k, c)));
     let a = match checked {
-        Ok((key, clock)) => put(core, Ok(key), None, clock).await,
+        Ok((key, clock)) => put(core, Ok(key), None, clock, PutOrigin::Client).await,
         Err(e) => PutAnswer::invalid(e),
     };
     proto::DeleteResponse {
@@ -168,7 +195,16 @@ async fn repair(core: &CoreContext, req: proto::RepairRequest) -> proto::RepairR
             }
         });
     let a = match checked {
-        Ok((key, clock)) => put(core, Ok(key), Some(req.value), PutClock::Given(clock)).await,
+        Ok((key, clock)) => {
+            put(
+                core,
+                Ok(key),
+                Some(req.value),
+                PutClock::Given(clock),
+                PutOrigin::Replica,
+            )
+            .await
+        }
         Err(e) => PutAnswer::invalid(e),
     };
     proto::RepairResponse {
@@ -200,39 +236,7 @@ async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadRespons
             )
         }
     };
-    let set = versions;
-    let visible = set.visible();
-    // A lone live version is already fully in value/vector_clock/timestamp;
-    // repeating it in `versions` would send the value twice.
-    let wire_versions: Vec<_> = if set.len() > 1 || visible.is_none() {
-        set.versions()
-            .iter()
-            .map(|v| convert::version_to_wire(&req.tenant_id, &req.key, v))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let clock = (!set.is_empty()).then(|| convert::clock_to_wire(&set.merged_clock()));
-    match visible {
-        Some(v) => proto::ReadResponse {
-            success: true,
-            value: v.value.clone().unwrap_or_default(),
-            vector_clock: clock,
-            error_message: String::new(),
-            error_code: proto::ErrorCode::Unknown as i32,
-            versions: wire_versions,
-            timestamp: v.timestamp_ms,
-        },
-        None => proto::ReadResponse {
-            success: false,
-            value: Bytes::new(),
-            vector_clock: clock,
-            error_message: "key not found".into(),
-            error_code: proto::ErrorCode::KeyNotFound as i32,
-            versions: wire_versions,
-            timestamp: 0,
-        },
-    }
+    convert::read_response(&req.tenant_id, &req.key, &versions)
 }
 
 async fn health(core: &CoreContext) -> proto::HealthResponse {
@@ -263,6 +267,14 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                 metrics.insert(
                     format!("{p}requests_forwarded_in"),
                     s.requests_forwarded_in.to_string(),
+                );
+                metrics.insert(
+                    format!("{p}puts_refused_by_bounds"),
+                    s.puts_refused_by_bounds.to_string(),
+                );
+                metrics.insert(
+                    format!("{p}replica_puts_past_bounds"),
+                    s.replica_puts_past_bounds.to_string(),
                 );
                 metrics.insert(
                     format!("{p}immutable_memtables"),

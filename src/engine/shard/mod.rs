@@ -57,7 +57,7 @@ use super::ops::{PutClock, ShardOp, ShardReply};
 use super::table::Table;
 use super::EngineError;
 use crate::config::{StorageConfig, LEVELS};
-use crate::model::{ApplyOutcome, Version, VersionSet};
+use crate::model::{ApplyOutcome, KeyBounds, PutOrigin, Version, VersionSet};
 use crate::storage::manifest::{self, Manifest};
 use crate::storage::wal::format::Record;
 use crate::storage::wal::replay;
@@ -76,6 +76,10 @@ pub struct ShardCounters {
     pub requests_local: Cell<u64>,
     pub requests_forwarded_out: Cell<u64>,
     pub requests_forwarded_in: Cell<u64>,
+    /// Client puts refused by a per-key bound.
+    pub puts_refused_by_bounds: Cell<u64>,
+    /// Replica puts accepted that left their key past a soft bound.
+    pub replica_puts_past_bounds: Cell<u64>,
     pub flushes: Cell<u64>,
     pub flush_bytes: Cell<u64>,
     /// Writes that waited at a stop threshold, and the time they waited.
@@ -142,6 +146,8 @@ pub struct Shard {
     node_id: String,
     dir: PathBuf,
     config: StorageConfig,
+    /// What one key may hold; checked before a put changes anything.
+    bounds: KeyBounds,
     state: RefCell<State>,
     /// Bumped whenever the set of tables changes.
     epoch: Cell<u64>,
@@ -202,17 +208,18 @@ impl Shard {
         node_id: String,
         config: &StorageConfig,
     ) -> Result<Rc<Self>, EngineError> {
-        Self::open_sharded(dir, id, node_id, config, 1).await
+        Self::open_sharded(dir, id, node_id, config, 1, KeyBounds::default()).await
     }
 
-    /// [`Shard::open`] for one of `shards` shards: the cache gets its share
-    /// of `storage.cache.capacity_bytes_total`.
+    /// [`Shard::open`] for one of `shards` shards (the cache gets its share
+    /// of `storage.cache.capacity_bytes_total`) under the per-key `bounds`.
     pub async fn open_sharded(
         dir: &Path,
         id: usize,
         node_id: String,
         config: &StorageConfig,
         shards: usize,
+        bounds: KeyBounds,
     ) -> Result<Rc<Self>, EngineError> {
         crate::storage::sentinel::touch(dir).await?;
         let manifest = manifest::load(dir, id as u32)?;
@@ -274,6 +281,7 @@ impl Shard {
             node_id,
             dir: dir.to_path_buf(),
             config: config.clone(),
+            bounds,
             state: RefCell::new(State {
                 memtable: Memtable::new(),
                 immutables,
@@ -359,7 +367,12 @@ impl Shard {
     /// Executes one operation on this shard.
     pub async fn execute(&self, op: ShardOp) -> ShardReply {
         let result = match op {
-            ShardOp::Put { key, value, clock } => self.put(key.storage_key, value, clock).await,
+            ShardOp::Put {
+                key,
+                value,
+                clock,
+                origin,
+            } => self.put(key.storage_key, value, clock, origin).await,
             ShardOp::Get { key } => self
                 .get(&key.storage_key)
                 .await
@@ -429,7 +442,9 @@ impl Shard {
     /// Every stored version of `key`, reconciled (memtables and tables).
     fn reconcile(&self, key: &[u8], from_tables: Vec<Version>) -> VersionSet {
         let st = self.state.borrow();
-        let mut set = VersionSet::from_versions(from_tables);
+        // `table_versions` answers a reconciled set (one table's, the
+        // cache's, or several tables' merged).
+        let mut set = VersionSet::from_reconciled(from_tables);
         for imm in &st.immutables {
             if let Some(s) = imm.mem.get(key) {
                 for v in s.versions() {
@@ -455,6 +470,7 @@ impl Shard {
         key: Bytes,
         value: Option<Bytes>,
         clock: PutClock,
+        origin: PutOrigin,
     ) -> Result<ShardReply, EngineError> {
         let estimate = key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
         self.wal.check_room(estimate)?;
@@ -482,18 +498,21 @@ impl Shard {
             timestamp_ms: now_unix_ms(),
             value,
         };
-        let (stored, ticket) = match full.apply(version.clone()) {
-            ApplyOutcome::Stale => (false, self.wal.barrier()),
+        let (stored, ticket, merged) = match full.apply(version.clone()) {
+            ApplyOutcome::Stale => (false, self.wal.barrier(), full.merged_clock()),
             ApplyOutcome::Stored { .. } => {
-                self.state
-                    .borrow_mut()
-                    .memtable
-                    .apply(&key, version.clone());
-                let ticket = self.wal.submit(Record::Put { key, version });
-                (true, ticket)
+                let merged = full.merged_clock();
+                self.check_bounds(&key, &full, &merged, origin)?;
+                // Queued first: a record the WAL cannot encode is refused
+                // here, before the memtable (and so any reader) sees it.
+                let ticket = self.wal.submit(Record::Put {
+                    key: key.clone(),
+                    version: version.clone(),
+                })?;
+                self.state.borrow_mut().memtable.apply(&key, version);
+                (true, ticket, merged)
             }
         };
-        let merged = full.merged_clock();
         if stored && self.memtable_due() {
             self.rotate_memtable_if_room();
         }
@@ -502,6 +521,43 @@ impl Shard {
             stored,
             clock: merged,
         })
+    }
+}
+
+impl Shard {
+    /// Checks the per-key bounds on the set a put would leave (`after`,
+    /// merged clock `merged`): a refused put changes nothing; a replica put
+    /// past a soft bound is accepted, counted and logged.
+    fn check_bounds(
+        &self,
+        key: &[u8],
+        after: &VersionSet,
+        merged: &crate::model::VectorClock,
+        origin: PutOrigin,
+    ) -> Result<(), EngineError> {
+        // The storage key is a 2-byte tenant length, then tenant and key.
+        let tenant_key_bytes = key.len().saturating_sub(2);
+        match self.bounds.check(after, merged, tenant_key_bytes, origin) {
+            Ok(None) => Ok(()),
+            Ok(Some(past)) => {
+                let n = self.counters.replica_puts_past_bounds.get() + 1;
+                ShardCounters::bump(&self.counters.replica_puts_past_bounds);
+                // The first few, then one in a thousand: a flood of repairs
+                // must not flood the log.
+                if n <= 10 || n.is_multiple_of(1000) {
+                    let identity = crate::model::key::decode_storage_key(key);
+                    tracing::warn!(shard = self.id, key = ?identity, count = n, bound = %past,
+                        "a repair left a key past a per-key bound (accepted: another replica holds it)");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                ShardCounters::bump(&self.counters.puts_refused_by_bounds);
+                Err(EngineError::Invalid {
+                    what: e.to_string(),
+                })
+            }
+        }
     }
 }
 

@@ -56,6 +56,8 @@ impl Shard {
             requests_local: self.counters.requests_local.get(),
             requests_forwarded_out: self.counters.requests_forwarded_out.get(),
             requests_forwarded_in: self.counters.requests_forwarded_in.get(),
+            puts_refused_by_bounds: self.counters.puts_refused_by_bounds.get(),
+            replica_puts_past_bounds: self.counters.replica_puts_past_bounds.get(),
             wal: self.wal_stats(),
         }
     }

@@ -27,6 +27,7 @@ fn put(key: &KeyRef, v: Option<&'static str>, clock: PutClock) -> ShardOp {
         key: key.clone(),
         value: v.map(|s| Bytes::from_static(s.as_bytes())),
         clock,
+        origin: crate::model::PutOrigin::Client,
     }
 }
 
@@ -55,6 +56,81 @@ fn blind_writes_overwrite_and_stamp_node_id() {
         assert_eq!(versions.len(), 1);
         assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"b"[..]));
         assert_eq!(shard.stats().wal.records, 2);
+    });
+}
+
+#[test]
+fn a_record_the_wal_cannot_encode_is_refused_before_anyone_sees_it() {
+    with_executor(|dir| async move {
+        let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())
+            .await
+            .unwrap();
+        let key = KeyRef::new("t", "k");
+        // A counter past i64::MAX: the WAL format cannot carry it.
+        let mut past = VectorClock::from_entries([("a".to_string(), i64::MAX)], 8).unwrap();
+        past.increment("a");
+        let reply = shard
+            .execute(put(&key, Some("never"), PutClock::Given(past)))
+            .await;
+        let ShardReply::Failed(EngineError::Invalid { what }) = &reply else {
+            panic!("{reply:?}")
+        };
+        assert!(what.contains("cannot be stored"), "{what}");
+        // Not served, and the WAL still takes writes of every key.
+        let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key: key.clone() }).await
+        else {
+            panic!()
+        };
+        assert!(versions.is_empty(), "{versions:?}");
+        let reply = shard.execute(put(&key, Some("ok"), PutClock::Blind)).await;
+        assert!(
+            matches!(reply, ShardReply::Put { stored: true, .. }),
+            "{reply:?}"
+        );
+        shard.close().await.unwrap();
+    });
+}
+
+#[test]
+fn client_puts_past_a_per_key_bound_change_nothing_and_repairs_are_counted() {
+    with_executor(|dir| async move {
+        let bounds = crate::model::KeyBounds {
+            versions_per_key_max: 2,
+            versions_per_key_hard_max: 3,
+            ..Default::default()
+        };
+        let shard = Shard::open_sharded(&dir, 0, "n1".into(), &StorageConfig::default(), 1, bounds)
+            .await
+            .unwrap();
+        let key = KeyRef::new("t", "k");
+        let given = |id: &str| {
+            PutClock::Given(VectorClock::from_entries([(id.to_string(), 1)], 8).unwrap())
+        };
+        for id in ["a", "b"] {
+            let r = shard.execute(put(&key, Some("v"), given(id))).await;
+            assert!(matches!(r, ShardReply::Put { stored: true, .. }), "{r:?}");
+        }
+        let r = shard.execute(put(&key, Some("v"), given("c"))).await;
+        assert!(
+            matches!(&r, ShardReply::Failed(EngineError::Invalid { what }) if what.contains("versions_per_key_max (2)")),
+            "{r:?}"
+        );
+        let mut repair = put(&key, Some("r"), given("c"));
+        if let ShardOp::Put { origin, .. } = &mut repair {
+            *origin = crate::model::PutOrigin::Replica;
+        }
+        let r = shard.execute(repair).await;
+        assert!(matches!(r, ShardReply::Put { stored: true, .. }), "{r:?}");
+        let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key: key.clone() }).await
+        else {
+            panic!()
+        };
+        assert_eq!(versions.len(), 3);
+        let stats = shard.stats();
+        assert_eq!(stats.puts_refused_by_bounds, 1);
+        assert_eq!(stats.replica_puts_past_bounds, 1);
+        assert_eq!(stats.wal.records, 3, "the refused put reached no WAL");
+        shard.close().await.unwrap();
     });
 }
 

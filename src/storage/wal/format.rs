@@ -441,6 +441,12 @@ pub fn batch_len(records: &[Record]) -> usize {
     BATCH_HEADER_LEN.saturating_add(payload_len(records))
 }
 
+/// Checks one record alone, before it is queued: a record refused here
+/// would make a whole batch unencodable (and the writer poisoned).
+pub fn check_record(record: &Record) -> Result<(), WalFormatError> {
+    check_encodable(0, record)
+}
+
 /// Refuses what the decoder would not accept back.
 fn check_encodable(index: usize, record: &Record) -> Result<(), WalFormatError> {
     let bad = |what| Err(WalFormatError::Unencodable { index, what });

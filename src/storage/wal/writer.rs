@@ -334,11 +334,21 @@ impl WalWriter {
     }
 
     /// Queues `record` (synchronously: log order is call order) and returns
-    /// the ticket to await. Call [`WalWriter::check_room`] first.
-    pub fn submit(&self, record: Record) -> Ticket {
+    /// the ticket to await. Call [`WalWriter::check_room`] first. A record
+    /// the format cannot encode is refused here (INVALID_REQUEST) with
+    /// nothing queued, so it never poisons the writer.
+    pub fn submit(&self, record: Record) -> Result<Ticket, EngineError> {
+        format::check_record(&record).map_err(|e| EngineError::Invalid {
+            what: format!("the version cannot be stored: {e}"),
+        })?;
         let mut q = self.shared.queue.borrow_mut();
         if let Some(e) = &q.poisoned {
-            return Ticket::failed(e.clone());
+            return Err(e.clone());
+        }
+        if q.closed {
+            return Err(EngineError::Internal {
+                what: "the WAL is closed".into(),
+            });
         }
         let len = record.encoded_len();
         q.bytes += len;
@@ -354,7 +364,7 @@ impl WalWriter {
         drop(q);
         // A full wake channel means a wake-up is already pending.
         let _ = self.shared.wake.try_send(());
-        ticket
+        Ok(ticket)
     }
 
     /// Ends the current segment after every record submitted so far: later

@@ -1,0 +1,395 @@
+//! Per-key bounds: what one key may hold, and the bytes a Read of it answers.
+//!
+//! Owns [`KeyBounds`] (the limits a put is checked against, built from
+//! `[limits]`), the check itself and [`read_answer_bytes`], an upper bound of
+//! the protobuf bytes a Read of a key answers. Pure: the shard runs the check
+//! on the version set a put would leave, before anything changes.
+//!
+//! Rules (see docs/operations.md, "Per-key bounds"):
+//! - a client put (Write, Delete) that leaves exactly one version resolves
+//!   every sibling: it is accepted whenever its own clock fits
+//!   `clock_entries_max` and its answer fits `answer_bytes_max`;
+//! - any other client put must leave at most `versions_per_key_max` versions,
+//!   at most `key_clock_ids_max` distinct coordinator ids over all of them,
+//!   and an answer of at most `answer_bytes_max` bytes;
+//! - a replica put (Repair, or versions another node already accepted) is
+//!   never refused by those bounds, only counted when past them, so replicas
+//!   do not diverge; it is refused only past `versions_per_key_hard_max`,
+//!   the ceiling that keeps one key's reconciliation cheap for its core.
+//!
+//! Invariant kept by config validation: `key_clock_ids_max + 2 <=
+//! clock_entries_max`, so the merged clock a Read answers plus the ids a
+//! write-back adds (the coordinator's own and this node's stamp) is always a
+//! clock the node accepts back.
+
+use super::clock::VectorClock;
+use super::version::VersionSet;
+
+/// Bytes a protobuf varint of `n` takes.
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - (n | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+/// Bytes of a length-delimited field holding `payload` bytes (tag + length).
+fn field_len(payload: usize) -> usize {
+    1 + varint_len(payload) + payload
+}
+
+/// A clock as a `VectorClock` message body (without its own tag/length).
+fn clock_body_len(clock: &VectorClock) -> usize {
+    clock
+        .entries()
+        .iter()
+        // entry: node id string + int64 counter (<= 10 bytes with its tag 11).
+        .map(|(node, _)| field_len(field_len(node.len()) + 11))
+        .sum()
+}
+
+/// Upper bound of what ReadResponse's fixed fields take besides value and
+/// clocks: success, error_code, timestamp, and an error message such as
+/// "key not found".
+const READ_FIXED_BYTES: usize = 2 + 2 + 11 + 64;
+
+/// An upper bound of the protobuf bytes of the ReadResponse answering `set`
+/// (whose merged clock is `merged`) for a key whose tenant id and key take
+/// `tenant_key_bytes` together: the visible value in `value`, the merged
+/// clock, and every version (tenant, key, value, clock, timestamp, flag) in
+/// `versions` when there is more than one or none is live.
+pub fn read_answer_bytes(set: &VersionSet, merged: &VectorClock, tenant_key_bytes: usize) -> usize {
+    let visible = set.visible();
+    let mut total = READ_FIXED_BYTES + field_len(clock_body_len(merged));
+    if let Some(v) = visible {
+        total += field_len(v.value.as_ref().map_or(0, |b| b.len()));
+    }
+    if set.len() > 1 || visible.is_none() {
+        // tenant_id and key fields: two tags and two lengths at most as wide
+        // as the length of both together.
+        let identity = 2 + 2 * varint_len(tenant_key_bytes) + tenant_key_bytes;
+        for v in set.versions() {
+            let value = v.value.as_ref().map_or(0, |b| field_len(b.len()));
+            let entry = identity + value + field_len(clock_body_len(&v.clock)) + 11 + 2;
+            total += field_len(entry);
+        }
+    }
+    total
+}
+
+/// Where a put comes from, which decides which bounds refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOrigin {
+    /// Write or Delete from a coordinator: every bound applies.
+    Client,
+    /// Repair, or a version another node already accepted: only the hard
+    /// ceiling refuses it; soft bounds are counted.
+    Replica,
+}
+
+/// A bound a put would break, with the figure it would reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundExceeded {
+    /// The clock a blind write would be stamped with is too long.
+    ClockEntries { entries: usize, max: usize },
+    /// Distinct coordinator ids over every version of the key.
+    KeyClockIds { ids: usize, max: usize },
+    /// Versions (siblings) of the key.
+    Versions { versions: usize, max: usize },
+    /// Versions past the hard ceiling (refuses replica puts too).
+    VersionsHard { versions: usize, max: usize },
+    /// Bytes a Read of the key would answer.
+    AnswerBytes { bytes: usize, max: usize },
+}
+
+impl std::fmt::Display for BoundExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const RESOLVE: &str =
+            "resolve the siblings first by writing with the vector clock a Read answers";
+        match self {
+            BoundExceeded::ClockEntries { entries, max } => write!(
+                f,
+                "a blind write would stamp a vector clock of {entries} entries, over \
+                 limits.clock_entries_max ({max}); write with the vector clock a Read answers"
+            ),
+            BoundExceeded::KeyClockIds { ids, max } => write!(
+                f,
+                "the key's versions would carry {ids} distinct coordinator ids, over \
+                 limits.key_clock_ids_max ({max}); {RESOLVE}"
+            ),
+            BoundExceeded::Versions { versions, max } => write!(
+                f,
+                "the key would hold {versions} versions (siblings), over \
+                 limits.versions_per_key_max ({max}); {RESOLVE}"
+            ),
+            BoundExceeded::VersionsHard { versions, max } => write!(
+                f,
+                "the key would hold {versions} versions (siblings), over \
+                 limits.versions_per_key_hard_max ({max}); {RESOLVE}"
+            ),
+            BoundExceeded::AnswerBytes { bytes, max } => write!(
+                f,
+                "a Read of the key would answer {bytes} bytes, over limits.message_bytes_max \
+                 ({max}); {RESOLVE}"
+            ),
+        }
+    }
+}
+
+/// The per-key bounds a shard checks every put against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBounds {
+    pub clock_entries_max: usize,
+    pub key_clock_ids_max: usize,
+    pub versions_per_key_max: usize,
+    pub versions_per_key_hard_max: usize,
+    pub answer_bytes_max: usize,
+}
+
+impl Default for KeyBounds {
+    /// The defaults of `[limits]` in shards.toml.
+    fn default() -> Self {
+        Self {
+            clock_entries_max: 64,
+            key_clock_ids_max: 62,
+            versions_per_key_max: 100,
+            versions_per_key_hard_max: 1000,
+            answer_bytes_max: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl KeyBounds {
+    /// Checks the versions a key would hold after a put stored its version:
+    /// `after` is the key's reconciled set with the put applied and `merged`
+    /// its merged clock. `Err` refuses the put (nothing may change);
+    /// `Ok(Some(_))` accepts a replica put that leaves the key past a soft
+    /// bound (to be counted and logged); `Ok(None)` is within every bound.
+    pub fn check(
+        &self,
+        after: &VersionSet,
+        merged: &VectorClock,
+        tenant_key_bytes: usize,
+        origin: PutOrigin,
+    ) -> Result<Option<BoundExceeded>, BoundExceeded> {
+        match origin {
+            PutOrigin::Client if after.len() == 1 => {
+                // The put resolves every stored version: only its own size
+                // matters.
+                let entries = merged.entries().len();
+                if entries > self.clock_entries_max {
+                    return Err(BoundExceeded::ClockEntries {
+                        entries,
+                        max: self.clock_entries_max,
+                    });
+                }
+                let bytes = read_answer_bytes(after, merged, tenant_key_bytes);
+                if bytes > self.answer_bytes_max {
+                    return Err(BoundExceeded::AnswerBytes {
+                        bytes,
+                        max: self.answer_bytes_max,
+                    });
+                }
+                Ok(None)
+            }
+            PutOrigin::Client => match self.soft_violation(after, merged, tenant_key_bytes) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+            PutOrigin::Replica => {
+                if after.len() > self.versions_per_key_hard_max {
+                    return Err(BoundExceeded::VersionsHard {
+                        versions: after.len(),
+                        max: self.versions_per_key_hard_max,
+                    });
+                }
+                Ok(self.soft_violation(after, merged, tenant_key_bytes))
+            }
+        }
+    }
+
+    /// The first soft bound `after` breaks, cheapest check first.
+    fn soft_violation(
+        &self,
+        after: &VersionSet,
+        merged: &VectorClock,
+        tenant_key_bytes: usize,
+    ) -> Option<BoundExceeded> {
+        if after.len() > self.versions_per_key_max {
+            return Some(BoundExceeded::Versions {
+                versions: after.len(),
+                max: self.versions_per_key_max,
+            });
+        }
+        let ids = merged.entries().len();
+        if ids > self.key_clock_ids_max {
+            return Some(BoundExceeded::KeyClockIds {
+                ids,
+                max: self.key_clock_ids_max,
+            });
+        }
+        let bytes = read_answer_bytes(after, merged, tenant_key_bytes);
+        if bytes > self.answer_bytes_max {
+            return Some(BoundExceeded::AnswerBytes {
+                bytes,
+                max: self.answer_bytes_max,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Version;
+    use bytes::Bytes;
+
+    fn clock(ids: impl IntoIterator<Item = String>) -> VectorClock {
+        VectorClock::from_entries(ids.into_iter().map(|id| (id, 1)), 1 << 16).unwrap()
+    }
+
+    fn version(ids: impl IntoIterator<Item = String>, value: Option<usize>) -> Version {
+        Version {
+            clock: clock(ids),
+            timestamp_ms: 1,
+            value: value.map(|n| Bytes::from(vec![7u8; n])),
+        }
+    }
+
+    /// `n` pairwise concurrent versions, each with its own `ids_each` ids.
+    fn siblings(n: usize, ids_each: usize, value: usize) -> VersionSet {
+        VersionSet::from_versions(
+            (0..n).map(|i| version((0..ids_each).map(|j| format!("c{i}-{j}")), Some(value))),
+        )
+    }
+
+    /// `n` pairwise concurrent versions over two ids only: `{a: i+1, b: n-i}`.
+    fn antichain(n: usize, value: usize) -> VersionSet {
+        VersionSet::from_versions((0..n).map(|i| {
+            Version {
+                clock: VectorClock::from_entries(
+                    [
+                        ("a".to_string(), i as i64 + 1),
+                        ("b".to_string(), (n - i) as i64),
+                    ],
+                    64,
+                )
+                .unwrap(),
+                timestamp_ms: 1,
+                value: Some(Bytes::from(vec![7u8; value])),
+            }
+        }))
+    }
+
+    fn check(
+        b: &KeyBounds,
+        set: &VersionSet,
+        origin: PutOrigin,
+    ) -> Result<Option<BoundExceeded>, BoundExceeded> {
+        b.check(set, &set.merged_clock(), 10, origin)
+    }
+
+    #[test]
+    fn varint_lengths() {
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(16_383), 2);
+        assert_eq!(varint_len(16_384), 3);
+        assert_eq!(varint_len(u32::MAX as usize), 5);
+    }
+
+    #[test]
+    fn client_put_within_bounds_is_accepted() {
+        let b = KeyBounds::default();
+        assert_eq!(check(&b, &antichain(100, 10), PutOrigin::Client), Ok(None));
+    }
+
+    #[test]
+    fn client_put_past_versions_per_key_is_refused_naming_the_figure() {
+        let b = KeyBounds::default();
+        let err = check(&b, &antichain(101, 10), PutOrigin::Client).unwrap_err();
+        assert_eq!(
+            err,
+            BoundExceeded::Versions {
+                versions: 101,
+                max: 100
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("101") && text.contains("versions_per_key_max (100)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn client_put_past_key_clock_ids_is_refused() {
+        let b = KeyBounds::default();
+        // Two siblings of 40 ids each: 80 distinct ids.
+        let err = check(&b, &siblings(2, 40, 10), PutOrigin::Client).unwrap_err();
+        assert_eq!(err, BoundExceeded::KeyClockIds { ids: 80, max: 62 });
+        assert!(err.to_string().contains("key_clock_ids_max (62)"));
+    }
+
+    #[test]
+    fn client_put_past_answer_bytes_is_refused() {
+        let b = KeyBounds::default();
+        // Two concurrent 6 MiB siblings: the visible value is sent twice.
+        let err = check(&b, &siblings(2, 1, 6 << 20), PutOrigin::Client).unwrap_err();
+        assert!(
+            matches!(err, BoundExceeded::AnswerBytes { bytes, .. } if bytes > 18 << 20),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_put_that_resolves_every_sibling_needs_only_its_own_clock_to_fit() {
+        let b = KeyBounds::default();
+        // 64 ids in one version: past key_clock_ids_max, within clock_entries_max.
+        let one = VersionSet::from_versions([version((0..64).map(|j| format!("n{j}")), Some(10))]);
+        assert_eq!(check(&b, &one, PutOrigin::Client), Ok(None));
+        // A blind stamp that would add a 65th entry is refused.
+        let stamped =
+            VersionSet::from_versions([version((0..65).map(|j| format!("n{j}")), Some(10))]);
+        assert_eq!(
+            check(&b, &stamped, PutOrigin::Client),
+            Err(BoundExceeded::ClockEntries {
+                entries: 65,
+                max: 64
+            })
+        );
+    }
+
+    #[test]
+    fn replica_puts_pass_soft_bounds_counted_and_stop_at_the_hard_ceiling() {
+        let b = KeyBounds::default();
+        let past = check(&b, &antichain(150, 10), PutOrigin::Replica);
+        assert_eq!(
+            past,
+            Ok(Some(BoundExceeded::Versions {
+                versions: 150,
+                max: 100
+            }))
+        );
+        let wide = check(&b, &siblings(2, 40, 10), PutOrigin::Replica);
+        assert!(matches!(wide, Ok(Some(BoundExceeded::KeyClockIds { .. }))));
+        let hard = check(&b, &antichain(1001, 1), PutOrigin::Replica);
+        assert_eq!(
+            hard,
+            Err(BoundExceeded::VersionsHard {
+                versions: 1001,
+                max: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn a_lone_live_version_is_counted_once() {
+        let one = VersionSet::from_versions([version(["a".to_string()], Some(1000))]);
+        let two = siblings(2, 1, 1000);
+        let lone = read_answer_bytes(&one, &one.merged_clock(), 10);
+        let pair = read_answer_bytes(&two, &two.merged_clock(), 10);
+        assert!((1000..1200).contains(&lone), "{lone}");
+        assert!(pair >= 3000, "{pair}");
+    }
+}
