@@ -213,7 +213,7 @@ impl Default for LimitsConfig {
             clock_entries_max: 64,
             key_clock_ids_max: 62,
             versions_per_key_max: 100,
-            versions_per_key_hard_max: 1000,
+            versions_per_key_hard_max: 200,
             request_body_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             inflight_requests_max_per_core: 4096,

@@ -151,7 +151,7 @@ impl Default for KeyBounds {
             clock_entries_max: 64,
             key_clock_ids_max: 62,
             versions_per_key_max: 100,
-            versions_per_key_hard_max: 1000,
+            versions_per_key_hard_max: 200,
             answer_bytes_max: 16 * 1024 * 1024,
         }
     }
@@ -373,12 +373,12 @@ mod tests {
         );
         let wide = check(&b, &siblings(2, 40, 10), PutOrigin::Replica);
         assert!(matches!(wide, Ok(Some(BoundExceeded::KeyClockIds { .. }))));
-        let hard = check(&b, &antichain(1001, 1), PutOrigin::Replica);
+        let hard = check(&b, &antichain(201, 1), PutOrigin::Replica);
         assert_eq!(
             hard,
             Err(BoundExceeded::VersionsHard {
-                versions: 1001,
-                max: 1000
+                versions: 201,
+                max: 200
             })
         );
     }

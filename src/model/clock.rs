@@ -248,6 +248,33 @@ impl VectorClock {
         self.entries = out;
     }
 
+    /// The merge of every clock in `clocks` (empty: the empty clock). In
+    /// place while they name the same nodes (one key's siblings, mostly),
+    /// else one pass through a hash map: linear in the entries, where
+    /// merging pairwise is quadratic when every clock brings a node of its
+    /// own.
+    pub fn merge_all(clocks: &[&VectorClock]) -> VectorClock {
+        let Some(widest) = clocks.iter().max_by_key(|c| c.entries.len()) else {
+            return VectorClock::new();
+        };
+        let mut out = (*widest).clone();
+        if clocks.iter().all(|c| out.merge_known(c)) {
+            return out;
+        }
+        let total: usize = clocks.iter().map(|c| c.entries.len()).sum();
+        let mut max: ahash::AHashMap<&str, u64> = ahash::AHashMap::with_capacity(total);
+        for c in clocks {
+            for (node, counter) in &c.entries {
+                let slot = max.entry(node.as_str()).or_insert(0);
+                *slot = (*slot).max(*counter);
+            }
+        }
+        let mut entries: Vec<(String, u64)> =
+            max.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        VectorClock { entries }
+    }
+
     /// The in-place half of [`VectorClock::merge`]: when every node of
     /// `other` is in `self`, raises counters and answers `true`; otherwise
     /// changes nothing and answers `false`.
@@ -414,6 +441,16 @@ mod tests {
             let mut m2 = b.clone();
             m2.merge(&a);
             prop_assert_eq!(m, m2);
+        }
+
+        #[test]
+        fn merge_all_is_the_pairwise_merge(clocks in proptest::collection::vec(arb_clock(), 0..6)) {
+            let mut folded = VectorClock::new();
+            for c in &clocks {
+                folded.merge(c);
+            }
+            let refs: Vec<&VectorClock> = clocks.iter().collect();
+            prop_assert_eq!(VectorClock::merge_all(&refs), folded);
         }
 
         #[test]

@@ -87,6 +87,41 @@ impl VersionSet {
         Self { versions }
     }
 
+    /// Merges sets that are each already reconciled (one per table holding
+    /// the key), equal to [`VersionSet::from_versions`] over their
+    /// concatenation (for equal clocks, the earlier set's version is kept)
+    /// but comparing only versions of different sets, each pair once.
+    pub fn merge_reconciled(sets: Vec<Vec<Version>>) -> Self {
+        let mut sets: Vec<Vec<Version>> = sets.into_iter().filter(|s| !s.is_empty()).collect();
+        if sets.len() <= 1 {
+            return Self::from_reconciled(sets.pop().unwrap_or_default());
+        }
+        let mut dropped: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
+        for i in 0..sets.len() {
+            for j in i + 1..sets.len() {
+                for (ai, a) in sets[i].iter().enumerate() {
+                    for (bi, b) in sets[j].iter().enumerate() {
+                        match a.clock.compare(&b.clock) {
+                            Causality::Equal | Causality::After => dropped[j][bi] = true,
+                            Causality::Before => dropped[i][ai] = true,
+                            Causality::Concurrent => {}
+                        }
+                    }
+                }
+            }
+        }
+        let versions = sets
+            .into_iter()
+            .zip(dropped)
+            .flat_map(|(set, gone)| {
+                set.into_iter()
+                    .zip(gone)
+                    .filter_map(|(v, gone)| (!gone).then_some(v))
+            })
+            .collect();
+        Self { versions }
+    }
+
     pub fn versions(&self) -> &[Version] {
         &self.versions
     }
@@ -124,11 +159,8 @@ impl VersionSet {
 
     /// Merge (entry-wise max) of every stored clock, tombstones included.
     pub fn merged_clock(&self) -> VectorClock {
-        let mut clock = VectorClock::new();
-        for v in &self.versions {
-            clock.merge(&v.clock);
-        }
-        clock
+        let clocks: Vec<&VectorClock> = self.versions.iter().map(|v| &v.clock).collect();
+        VectorClock::merge_all(&clocks)
     }
 
     /// The clock a blind write (or delete) gets on this node: it descends
@@ -294,6 +326,22 @@ pub(crate) mod tests {
             for v in &ops {
                 prop_assert!(stored.iter().any(|s| s.clock.descends(&v.clock)));
             }
+        }
+
+        /// Merging reconciled sets equals rebuilding from all their versions.
+        #[test]
+        fn merge_reconciled_equals_from_versions(
+            sets in proptest::collection::vec(proptest::collection::vec(arb_version(), 0..6), 0..4)
+        ) {
+            let reconciled: Vec<Vec<Version>> = sets
+                .into_iter()
+                .map(|s| VersionSet::from_versions(s).into_versions())
+                .collect();
+            let all: Vec<Version> = reconciled.iter().flatten().cloned().collect();
+            prop_assert_eq!(
+                VersionSet::merge_reconciled(reconciled),
+                VersionSet::from_versions(all)
+            );
         }
 
         /// The order writes arrive in does not change the set of clocks kept.

@@ -15,7 +15,7 @@
 //! all, whether or not the client set a deadline.
 
 use super::context::CoreContext;
-use super::grpc::{self, Code, Status, PREFIX_BYTES};
+use super::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use super::handlers::{self, SERVICE_PREFIX};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
@@ -373,23 +373,30 @@ fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
     }
 }
 
-/// Headers, the framed message under flow control, then OK trailers.
-async fn send_message(
-    respond: &mut SendResponse<Bytes>,
-    mut frame: Bytes,
-) -> Result<(), h2::Error> {
+/// Headers, the framed message's chunks in order under flow control, then
+/// OK trailers.
+async fn send_message(respond: &mut SendResponse<Bytes>, frame: Frame) -> Result<(), h2::Error> {
     let mut send = respond.send_response(grpc_headers(None), false)?;
-    while !frame.is_empty() {
-        send.reserve_capacity(frame.len());
-        let granted = match future::poll_fn(|cx| send.poll_capacity(cx)).await {
-            Some(granted) => granted?,
-            None => return Err(h2::Error::from(h2::Reason::CANCEL)),
-        };
-        if granted == 0 {
-            continue;
+    let mut left = frame.len();
+    for mut chunk in frame.into_chunks() {
+        while !chunk.is_empty() {
+            send.reserve_capacity(left);
+            // Capacity left over from an earlier grant is used first:
+            // poll_capacity only wakes when capacity grows.
+            let mut granted = send.capacity();
+            if granted == 0 {
+                granted = match future::poll_fn(|cx| send.poll_capacity(cx)).await {
+                    Some(granted) => granted?,
+                    None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+                };
+                if granted == 0 {
+                    continue;
+                }
+            }
+            let part = chunk.split_to(granted.min(chunk.len()));
+            left -= part.len();
+            send.send_data(part, false)?;
         }
-        let chunk = frame.split_to(granted.min(frame.len()));
-        send.send_data(chunk, false)?;
     }
     let mut trailers = HeaderMap::new();
     insert_status(&mut trailers, Code::Ok, "");

@@ -6,7 +6,7 @@
 
 use crate::config::LimitsConfig;
 use crate::engine::EngineError;
-use crate::model::{KeyRef, VectorClock, Version, VersionSet};
+use crate::model::{KeyRef, VectorClock};
 use crate::proto;
 
 /// A request field that failed validation; the message names the field.
@@ -80,8 +80,14 @@ pub fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
     }
 }
 
-/// One stored version as a wire entry.
-pub fn version_to_wire(tenant_id: &str, key: &str, v: &Version) -> proto::KeyValueEntry {
+/// One stored version as a wire entry (the reference `read_answer` is
+/// tested against).
+#[cfg(test)]
+pub fn version_to_wire(
+    tenant_id: &str,
+    key: &str,
+    v: &crate::model::Version,
+) -> proto::KeyValueEntry {
     proto::KeyValueEntry {
         tenant_id: tenant_id.to_string(),
         key: key.to_string(),
@@ -96,8 +102,14 @@ pub fn version_to_wire(tenant_id: &str, key: &str, v: &Version) -> proto::KeyVal
 /// visible sibling's value and timestamp, the merged clock of every version,
 /// and every version in `versions` unless a lone live version already says
 /// it all. Its encoded size never exceeds
-/// [`crate::model::read_answer_bytes`].
-pub fn read_response(tenant_id: &str, key: &str, set: &VersionSet) -> proto::ReadResponse {
+/// [`crate::model::read_answer_bytes`]. The node sends the same bytes
+/// through `read_answer::encode`; this builds the wire struct they must equal.
+#[cfg(test)]
+pub fn read_response(
+    tenant_id: &str,
+    key: &str,
+    set: &crate::model::VersionSet,
+) -> proto::ReadResponse {
     let visible = set.visible();
     // A lone live version is already fully in value/vector_clock/timestamp;
     // repeating it in `versions` would send the value twice.
@@ -146,6 +158,7 @@ pub fn error_code(e: &EngineError) -> proto::ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Version, VersionSet};
 
     #[test]
     fn validation_names_the_field() {

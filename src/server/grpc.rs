@@ -116,6 +116,41 @@ pub fn encode_frame<M: prost::Message>(msg: &M) -> Bytes {
     buf.freeze()
 }
 
+/// A framed response message (prefix included) as chunks sent in order, so
+/// large values can be sent from where they are stored instead of copied
+/// into one buffer. Invariant: `len` is the sum of the chunks' lengths.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Frame {
+    pub fn from_chunks(chunks: Vec<Bytes>) -> Self {
+        let len = chunks.iter().map(Bytes::len).sum();
+        Self { chunks, len }
+    }
+
+    /// Frame bytes, prefix included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.chunks
+    }
+}
+
+impl From<Bytes> for Frame {
+    fn from(frame: Bytes) -> Self {
+        Self::from_chunks(vec![frame])
+    }
+}
+
 /// Parses a `grpc-timeout` header value: 1 to 8 ASCII digits and a unit
 /// (H, M, S, m, u, n). `None` for anything malformed.
 pub fn parse_timeout(value: &str) -> Option<Duration> {

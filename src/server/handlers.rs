@@ -9,7 +9,8 @@
 
 use super::context::CoreContext;
 use super::convert::{self, Invalid};
-use super::grpc::{encode_frame, Code, Status, PREFIX_BYTES};
+use super::grpc::{encode_frame, Code, Frame, Status, PREFIX_BYTES};
+use super::read_answer;
 use crate::engine::{PutClock, ShardOp, ShardReply, ShardStats};
 use crate::model::{owner_shard, KeyRef, PutOrigin};
 use crate::proto;
@@ -22,15 +23,15 @@ pub const SERVICE_PREFIX: &str = "/storage.StorageNodeService/";
 
 /// Handles one unary call; `body` is the request message without its prefix.
 /// Answers the framed response message, or a gRPC status.
-pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<Bytes, Status> {
+pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<Frame, Status> {
     match method {
-        "Write" => Ok(encode_frame(&write(core, decode(body)?).await)),
-        "Read" => fit_answer(core, encode_frame(&read(core, decode(body)?).await)),
-        "Delete" => Ok(encode_frame(&delete(core, decode(body)?).await)),
-        "Repair" => Ok(encode_frame(&repair(core, decode(body)?).await)),
+        "Write" => Ok(encode_frame(&write(core, decode(body)?).await).into()),
+        "Read" => fit_answer(core, read(core, decode(body)?).await),
+        "Delete" => Ok(encode_frame(&delete(core, decode(body)?).await).into()),
+        "Repair" => Ok(encode_frame(&repair(core, decode(body)?).await).into()),
         "HealthCheck" => {
             let _: proto::HealthCheckRequest = decode(body)?;
-            Ok(encode_frame(&health(core).await))
+            Ok(encode_frame(&health(core).await).into())
         }
         "ReplicateData" | "StreamKeys" | "GetKeyRange" | "DrainNode" | "StartStreaming" | "StopStreaming"
         | "GetStreamStatus" | "NotifyStreamingComplete" => Err(Status::new(
@@ -44,7 +45,7 @@ pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<B
 /// A Read answer within `limits.message_bytes_max`, or RESOURCE_EXHAUSTED.
 /// Only a key pushed past its per-key bounds by Repair can answer more:
 /// client writes are refused before a Read answer could grow this big.
-fn fit_answer(core: &CoreContext, frame: Bytes) -> Result<Bytes, Status> {
+fn fit_answer(core: &CoreContext, frame: Frame) -> Result<Frame, Status> {
     let max = core.config.limits.message_bytes_max;
     let len = frame.len().saturating_sub(PREFIX_BYTES);
     if len > max {
@@ -214,12 +215,17 @@ async fn repair(core: &CoreContext, req: proto::RepairRequest) -> proto::RepairR
     }
 }
 
-async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadResponse {
-    let fail = |code: proto::ErrorCode, message: String| proto::ReadResponse {
-        success: false,
-        error_message: message,
-        error_code: code as i32,
-        ..Default::default()
+/// The framed Read answer: the key's versions encoded straight from the
+/// shard's reply (see `read_answer`), or an error in the body.
+async fn read(core: &CoreContext, req: proto::ReadRequest) -> Frame {
+    let fail = |code: proto::ErrorCode, message: String| -> Frame {
+        encode_frame(&proto::ReadResponse {
+            success: false,
+            error_message: message,
+            error_code: code as i32,
+            ..Default::default()
+        })
+        .into()
     };
     let key = match convert::key_ref(&req.tenant_id, &req.key, &core.config.limits) {
         Ok(k) => k,
@@ -236,7 +242,7 @@ async fn read(core: &CoreContext, req: proto::ReadRequest) -> proto::ReadRespons
             )
         }
     };
-    convert::read_response(&req.tenant_id, &req.key, &versions)
+    read_answer::encode(&req.tenant_id, &req.key, &versions)
 }
 
 async fn health(core: &CoreContext) -> proto::HealthResponse {

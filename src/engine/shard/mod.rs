@@ -392,20 +392,17 @@ impl Shard {
         loop {
             let epoch = self.epoch.get();
             let tables: Vec<Rc<Table>> = self.state.borrow().tables.clone();
-            let mut out = Vec::new();
-            let mut holding = 0;
+            let mut sets = Vec::new();
             for t in tables {
                 if let Some(vs) = t.get(key).await? {
-                    out.extend(vs);
-                    holding += 1;
+                    sets.push(vs);
                 }
             }
             if self.epoch.get() == epoch {
-                if holding > 1 {
-                    // Sets read from several tables may hold dominated
-                    // versions (one table's set is reconciled already).
-                    out = VersionSet::from_versions(out).into_versions();
-                }
+                let holding = sets.len();
+                // One table's set is reconciled already; sets from several
+                // tables may dominate each other.
+                let out = VersionSet::merge_reconciled(sets).into_versions();
                 if holding > 0 {
                     self.cache_fill(key, &out);
                 }
