@@ -33,6 +33,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pairdb-storage");
 /// How long a node may take to answer its first HealthCheck.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The node id of the embedded default configuration (shards.toml).
+pub const EMBEDDED_NODE_ID: &str = "pairdb-local";
+
 /// How to start a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -192,6 +195,80 @@ impl Node {
             shards: opts.shards,
             stderr_path,
             dir,
+        }
+    }
+
+    /// Spawns the binary as a user would run it: working directory `cwd`,
+    /// command line `--listen 127.0.0.1:PORT` followed by exactly `args`.
+    /// Nothing else is added (no data directory, shard count, node id or
+    /// config file), so the embedded defaults apply where `args` sets
+    /// nothing and relative paths in `args` resolve against `cwd`. The
+    /// [`Node`]'s `node_id` and `shards` are taken from `--node-id` and
+    /// `--shards` in `args`, else the embedded defaults
+    /// ([`EMBEDDED_NODE_ID`]; 0 = one shard per CPU). Stderr goes to a fresh
+    /// temporary directory of this node, not into `cwd`. Does not wait for
+    /// readiness.
+    pub fn spawn_in(cwd: &Path, port: u16, args: &[&str]) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = dir.path().join("stderr.log");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let flag = |name: &str| {
+            args.windows(2)
+                .find(|w| w[0] == name)
+                .map(|w| w[1].to_string())
+        };
+        let child = command(&stderr_path)
+            .current_dir(cwd)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(args)
+            .spawn()
+            .expect("spawn pairdb-storage");
+        Node {
+            child: Some(child),
+            addr,
+            node_id: flag("--node-id").unwrap_or_else(|| EMBEDDED_NODE_ID.to_string()),
+            shards: flag("--shards").map_or(0, |n| n.parse().expect("--shards N")),
+            stderr_path,
+            dir,
+        }
+    }
+
+    /// [`Node::spawn_in`], then waits until the node answers HealthCheck.
+    /// Retries on a fresh port if another process grabbed the chosen one.
+    pub async fn start_in(cwd: &Path, args: &[&str]) -> Node {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let mut node = Node::spawn_in(cwd, free_port(), args);
+            match node.wait_ready().await {
+                Ok(()) => return node,
+                Err(e) => {
+                    let in_use = node.stderr().contains("already serves");
+                    last_err = format!("{e}\n--- node stderr ---\n{}", node.stderr());
+                    if !in_use {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!(
+            "node in {} with {args:?} did not become ready: {last_err}",
+            cwd.display()
+        );
+    }
+
+    /// Waits up to `timeout` for the process to exit without blocking the
+    /// async runtime's worker (client connections keep being driven).
+    pub async fn wait_exit_async(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
