@@ -12,8 +12,8 @@
 //!   a configuration error (file, key, reason), an unusable data directory
 //!   (not a directory, no permission), a data directory locked by another
 //!   process, a META mismatch (shard count, format, partitioning), or a
-//!   listen address another process serves. Restarting unchanged fails the
-//!   same way.
+//!   listen address another live process serves (or that stays busy).
+//!   Restarting unchanged fails the same way.
 //! - 1: runtime failure after start (executors, a shard that cannot open or
 //!   a core that cannot bind, a failed signal handler install).
 

@@ -1,7 +1,7 @@
 //! Process lifecycle of the `pairdb-storage` binary: graceful shutdown on
 //! SIGTERM/SIGINT (exit 0, completed requests were answered OK, the port is
-//! released), refusing a port another process serves (exit 2, the running
-//! node unaffected), configuration errors (exit 2
+//! released), refusing a port another live process serves (exit 2 naming
+//! that process, the running node unaffected), configuration errors (exit 2
 //! with a message naming the file, key and reason) and a config file's
 //! limits taking effect.
 
@@ -178,6 +178,10 @@ async fn a_second_node_on_the_same_port_exits_two_and_the_first_keeps_serving() 
     assert_eq!(status.code(), Some(2), "{status:?}\n{stderr}");
     assert!(stderr.contains("already serves"), "{stderr}");
     assert!(stderr.contains(&node.addr.to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", node.pid())),
+        "names the running node: {stderr}"
+    );
 
     // The first node still owns the port and its data.
     for _ in 0..8 {
@@ -211,6 +215,10 @@ async fn a_port_held_by_any_listener_is_refused() {
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     assert_eq!(status.code(), Some(2), "{status:?}\n{stderr}");
     assert!(stderr.contains("already serves"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "names the test process holding the port: {stderr}"
+    );
     drop(held);
 }
 

@@ -330,6 +330,13 @@ impl Node {
         assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
     }
 
+    /// Sends SIGKILL and reaps the process at once (a blocking waitpid that
+    /// returns as soon as it is dead, so a restart can follow immediately).
+    pub fn kill_and_reap(&mut self) -> ExitStatus {
+        self.signal(libc::SIGKILL);
+        self.child.as_mut().expect("child").wait().expect("waitpid")
+    }
+
     /// The exit status if the process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child
