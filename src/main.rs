@@ -11,15 +11,16 @@
 //! - 2: start-up refused because of the configuration or the environment:
 //!   a configuration error (file, key, reason), an unusable data directory
 //!   (not a directory, no permission), a data directory locked by another
-//!   process, a META mismatch (shard count, format, partitioning), or a
-//!   listen address another live process serves (or that stays busy).
-//!   Restarting unchanged fails the same way.
+//!   process, a META mismatch (shard count, format, partitioning), a node id
+//!   other than the one the data directory records (without
+//!   `--allow-node-id-change`), or a listen address another live process
+//!   serves (or that stays busy). Restarting unchanged fails the same way.
 //! - 1: runtime failure after start (executors, a shard that cannot open or
 //!   a core that cannot bind, a failed signal handler install).
 
 use clap::Parser;
 use pairdb_storage::config::{absolute_path, Config};
-use pairdb_storage::runtime::{self, ShutdownFlags, EXIT_FAILURE, EXIT_REFUSED};
+use pairdb_storage::runtime::{self, RunOptions, ShutdownFlags, EXIT_FAILURE, EXIT_REFUSED};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +47,11 @@ struct Cli {
     /// Node id stamped into blind writes' vector clocks, overriding node.node_id.
     #[arg(long, value_name = "ID")]
     node_id: Option<String>,
+    /// Accept a node id other than the one the data directory records, and
+    /// record the new one. Without it such a start is refused, since blind
+    /// writes stamped with a new id can break causality.
+    #[arg(long)]
+    allow_node_id_change: bool,
 }
 
 /// The configuration to run and where it came from (for the log).
@@ -107,7 +113,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     }
-    match runtime::run(config, flags) {
+    let options = RunOptions {
+        allow_node_id_change: cli.allow_node_id_change,
+    };
+    match runtime::run(config, options, flags) {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

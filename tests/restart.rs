@@ -1,6 +1,8 @@
 //! Restarts on an existing data directory: right after kill -9 on the same
 //! port (the dead node's listening socket may still be being released by the
-//! kernel; start-up must wait for it, not mistake it for a live process).
+//! kernel; start-up must wait for it, not mistake it for a live process), and
+//! with another node id (refused with exit 2 unless
+//! `--allow-node-id-change`).
 
 mod common;
 
@@ -74,4 +76,88 @@ async fn a_node_killed_with_sigkill_restarts_at_once_on_its_port() {
     node.signal(libc::SIGTERM);
     let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
     assert_eq!(status.code(), Some(0), "{}", node.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_id_on_a_data_dir_is_refused_unless_allowed() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let as_a = NodeOptions {
+        shards: 1,
+        node_id: "node-a".into(),
+        config: None,
+    };
+    let as_b = NodeOptions {
+        node_id: "node-b".into(),
+        ..as_a.clone()
+    };
+
+    let mut node = Node::spawn_on_data_dir(&as_a, free_port(), data.path());
+    node.wait_ready().await.expect("node-a ready");
+    let mut c = node.client().await;
+    let w = write(&mut c, "t", "k", b"from-a", None).await;
+    assert_eq!(clock_map(&w.updated_vector_clock), cmap(&[("node-a", 1)]));
+    node.signal(libc::SIGINT);
+    let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", node.stderr());
+    drop(c);
+    let meta = std::fs::read(data.path().join("META")).expect("META");
+
+    // Another id without the flag: refused, naming both ids and the ways out.
+    let mut refused = Node::spawn_on_data_dir(&as_b, free_port(), data.path());
+    let status = refused
+        .wait_exit_async(EXIT_TIMEOUT)
+        .await
+        .unwrap_or_else(|| panic!("node-b on node-a's data did not exit"));
+    let stderr = refused.stderr();
+    assert_eq!(status.code(), Some(2), "{status:?}\n{stderr}");
+    for part in [
+        data.path().display().to_string().as_str(),
+        "\"node-a\"",
+        "\"node-b\"",
+        "--node-id node-a",
+        "--allow-node-id-change",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from:\n{stderr}");
+    }
+    assert_eq!(
+        std::fs::read(data.path().join("META")).unwrap(),
+        meta,
+        "a refused start leaves META alone"
+    );
+
+    // With the flag: the new id is recorded and stamped; the data is kept.
+    let mut node =
+        Node::spawn_on_data_dir_with(&as_b, free_port(), data.path(), &["--allow-node-id-change"]);
+    if let Err(e) = node.wait_ready().await {
+        panic!("node-b with --allow-node-id-change: {e}\n{}", node.stderr());
+    }
+    let mut c = node.client().await;
+    let m = metrics(&mut c).await;
+    assert_eq!(m.get("node_id").map(String::as_str), Some("node-b"));
+    let r = read(&mut c, "t", "k").await;
+    assert_eq!(r.value, b"from-a");
+    assert_eq!(clock_map(&r.vector_clock), cmap(&[("node-a", 1)]));
+    let w = write(&mut c, "t", "k2", b"from-b", None).await;
+    assert_eq!(clock_map(&w.updated_vector_clock), cmap(&[("node-b", 1)]));
+    node.signal(libc::SIGINT);
+    let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", node.stderr());
+    drop(c);
+
+    // node-b is now the recorded id: it starts without the flag, node-a not.
+    let mut node = Node::spawn_on_data_dir(&as_b, free_port(), data.path());
+    if let Err(e) = node.wait_ready().await {
+        panic!("node-b after the recorded change: {e}\n{}", node.stderr());
+    }
+    node.signal(libc::SIGINT);
+    let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", node.stderr());
+    let mut refused = Node::spawn_on_data_dir(&as_a, free_port(), data.path());
+    let status = refused.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
+    assert_eq!(status.code(), Some(2), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("--node-id node-b"),
+        "{}",
+        refused.stderr()
+    );
 }

@@ -94,12 +94,20 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// Start-up choices made on the command line rather than in the config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Accept a node id other than the one the data directory's META
+    /// records, and record the new one (`--allow-node-id-change`).
+    pub allow_node_id_change: bool,
+}
+
 /// Runs the node until shutdown completes on every core. The shard count
 /// comes from `node.shards`, or (when 0) from the data directory's META, or
 /// for a new directory one per available core. Paths in `config` must be
 /// absolute ([`Config::resolve_paths`]): glommio opens directories without
 /// the working directory, so a relative one cannot be opened.
-pub fn run(config: Config, flags: ShutdownFlags) -> Result<(), RuntimeError> {
+pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<(), RuntimeError> {
     if !config.node.data_dir.is_absolute() {
         return Err(RuntimeError::Config(format!(
             "node.data_dir {} is relative; resolve it against the working directory first",
@@ -115,6 +123,7 @@ pub fn run(config: Config, flags: ShutdownFlags) -> Result<(), RuntimeError> {
         asked,
         available_cores(),
         &config.node.node_id,
+        options.allow_node_id_change,
     )
     .map_err(RuntimeError::DataDir)?;
     let shards = data_dir.meta().shards;

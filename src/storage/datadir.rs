@@ -8,8 +8,10 @@
 //! - one folder per shard, `shard-NNN`.
 //!
 //! Invariant: data written under one shard count and partitioning scheme is
-//! never opened under another; the node refuses with a message saying what
-//! to do. A path that cannot serve as the directory (a file, a
+//! never opened under another, nor under another node id unless the caller
+//! allows the change explicitly (blind writes are stamped with the node id,
+//! so a silent change could break causality); the node refuses with a message
+//! saying what to do. A path that cannot serve as the directory (a file, a
 //! parent that is a file, no permission) is refused naming the path and the
 //! reason. Blocking std I/O is fine here: it runs once, before serving.
 //!
@@ -74,6 +76,11 @@ pub enum DataDirError {
     NoMetadata {
         path: PathBuf,
     },
+    NodeIdMismatch {
+        path: PathBuf,
+        stored: String,
+        configured: String,
+    },
 }
 
 impl std::fmt::Display for DataDirError {
@@ -125,6 +132,18 @@ impl std::fmt::Display for DataDirError {
                 f,
                 "data directory {} holds shard folders but no META file; it was not written by this \
                  node or META was removed: restore META or use an empty directory",
+                path.display()
+            ),
+            DataDirError::NodeIdMismatch {
+                path,
+                stored,
+                configured,
+            } => write!(
+                f,
+                "data directory {} belongs to node id {stored:?} but this node is configured as \
+                 {configured:?}; start with --node-id {stored} to keep the recorded id, or pass \
+                 --allow-node-id-change to record {configured:?} as this directory's node id \
+                 (blind writes are then stamped with the new id)",
                 path.display()
             ),
         }
@@ -259,12 +278,15 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirE
 impl DataDir {
     /// Opens (creating if needed) and locks `root`. `shards` is the count
     /// asked for: `None` adopts the stored count, or `default_shards` for a
-    /// new directory.
+    /// new directory. A directory recorded under another node id than
+    /// `node_id` is refused unless `allow_node_id_change`, which records
+    /// `node_id` instead.
     pub fn open(
         root: &Path,
         shards: Option<usize>,
         default_shards: usize,
         node_id: &str,
+        allow_node_id_change: bool,
     ) -> Result<Self, DataDirError> {
         ensure_dir(root, DirRole::Data)?;
         let lock_path = root.join("LOCK");
@@ -314,8 +336,16 @@ impl DataDir {
                     }
                 }
                 if meta.node_id != node_id {
+                    if !allow_node_id_change {
+                        return Err(DataDirError::NodeIdMismatch {
+                            path: root.to_path_buf(),
+                            stored: meta.node_id,
+                            configured: node_id.to_string(),
+                        });
+                    }
                     tracing::warn!(stored = %meta.node_id, configured = %node_id,
-                        "node id differs from the one recorded in META; recording the new id");
+                        "node id differs from the one recorded in META; recording the new id \
+                         (--allow-node-id-change)");
                     let updated = Meta {
                         node_id: node_id.to_string(),
                         ..meta
@@ -396,14 +426,14 @@ mod tests {
     #[test]
     fn shard_count_is_recorded_and_enforced() {
         let dir = tempfile::tempdir().unwrap();
-        let d = DataDir::open(dir.path(), None, 3, "n").unwrap();
+        let d = DataDir::open(dir.path(), None, 3, "n", false).unwrap();
         assert_eq!(d.meta().shards, 3);
         drop(d);
         // Unset count adopts the stored one.
-        let d = DataDir::open(dir.path(), None, 8, "n").unwrap();
+        let d = DataDir::open(dir.path(), None, 8, "n", false).unwrap();
         assert_eq!(d.meta().shards, 3);
         drop(d);
-        let err = DataDir::open(dir.path(), Some(2), 8, "n")
+        let err = DataDir::open(dir.path(), Some(2), 8, "n", false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--shards 3"), "{err}");
@@ -412,8 +442,8 @@ mod tests {
     #[test]
     fn second_open_is_refused_while_locked() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = DataDir::open(dir.path(), Some(1), 1, "n").unwrap();
-        let err = DataDir::open(dir.path(), Some(1), 1, "n").unwrap_err();
+        let _held = DataDir::open(dir.path(), Some(1), 1, "n", false).unwrap();
+        let err = DataDir::open(dir.path(), Some(1), 1, "n", false).unwrap_err();
         assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
     }
 
@@ -427,7 +457,7 @@ mod tests {
             node_id: "n".into(),
         };
         std::fs::write(dir.path().join("META"), encode_meta(&meta)).unwrap();
-        let err = DataDir::open(dir.path(), None, 1, "n")
+        let err = DataDir::open(dir.path(), None, 1, "n", false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("format 99"), "{err}");
@@ -437,8 +467,68 @@ mod tests {
     fn shard_folders_without_meta_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("shard-000")).unwrap();
-        let err = DataDir::open(dir.path(), None, 1, "n").unwrap_err();
+        let err = DataDir::open(dir.path(), None, 1, "n", false).unwrap_err();
         assert!(matches!(err, DataDirError::NoMetadata { .. }), "{err}");
+    }
+
+    #[test]
+    fn another_node_id_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DataDir::open(dir.path(), Some(2), 2, "node-a", false).unwrap());
+        let meta_before = std::fs::read(dir.path().join("META")).unwrap();
+
+        let err = DataDir::open(dir.path(), None, 2, "node-b", false).unwrap_err();
+        match &err {
+            DataDirError::NodeIdMismatch {
+                path,
+                stored,
+                configured,
+            } => {
+                assert_eq!(path, dir.path());
+                assert_eq!((stored.as_str(), configured.as_str()), ("node-a", "node-b"));
+            }
+            other => panic!("expected NodeIdMismatch, got {other:?}"),
+        }
+        let message = err.to_string();
+        for part in [
+            dir.path().display().to_string().as_str(),
+            "\"node-a\"",
+            "\"node-b\"",
+            "--node-id node-a",
+            "--allow-node-id-change",
+        ] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+        // The refusal leaves META as it was and the directory unlocked.
+        assert_eq!(std::fs::read(dir.path().join("META")).unwrap(), meta_before);
+        let d = DataDir::open(dir.path(), None, 2, "node-a", false).unwrap();
+        assert_eq!(d.meta().node_id, "node-a");
+        drop(d);
+
+        // Allowed: the new id is recorded, and then opens without the flag.
+        let d = DataDir::open(dir.path(), None, 2, "node-b", true).unwrap();
+        assert_eq!(d.meta().node_id, "node-b");
+        assert_eq!(d.meta().shards, 2);
+        drop(d);
+        let raw = std::fs::read(dir.path().join("META")).unwrap();
+        assert_eq!(decode_meta(&raw).unwrap().node_id, "node-b");
+        let d = DataDir::open(dir.path(), None, 2, "node-b", false).unwrap();
+        assert_eq!(d.meta().node_id, "node-b");
+        drop(d);
+        assert!(matches!(
+            DataDir::open(dir.path(), None, 2, "node-a", false),
+            Err(DataDirError::NodeIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_same_node_id_opens_with_or_without_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DataDir::open(dir.path(), Some(1), 1, "n", true).unwrap());
+        let meta_before = std::fs::read(dir.path().join("META")).unwrap();
+        drop(DataDir::open(dir.path(), None, 1, "n", true).unwrap());
+        drop(DataDir::open(dir.path(), None, 1, "n", false).unwrap());
+        assert_eq!(std::fs::read(dir.path().join("META")).unwrap(), meta_before);
     }
 
     #[test]
@@ -446,7 +536,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
-        let err = DataDir::open(&file, None, 1, "n").unwrap_err();
+        let err = DataDir::open(&file, None, 1, "n", false).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -466,7 +556,9 @@ mod tests {
 
         // A data directory below a file cannot be created.
         let below = file.join("data");
-        let message = DataDir::open(&below, None, 1, "n").unwrap_err().to_string();
+        let message = DataDir::open(&below, None, 1, "n", false)
+            .unwrap_err()
+            .to_string();
         assert!(
             message.contains(&below.display().to_string()) && message.contains("Not a directory"),
             "{message}"
@@ -474,11 +566,11 @@ mod tests {
 
         // A file where a shard folder belongs.
         let root = dir.path().join("data");
-        drop(DataDir::open(&root, Some(2), 2, "n").unwrap());
+        drop(DataDir::open(&root, Some(2), 2, "n", false).unwrap());
         let shard = shard_dir(&root, 1);
         std::fs::remove_dir(&shard).unwrap();
         std::fs::write(&shard, b"x").unwrap();
-        let err = DataDir::open(&root, None, 2, "n").unwrap_err();
+        let err = DataDir::open(&root, None, 2, "n", false).unwrap_err();
         assert!(
             matches!(
                 err,

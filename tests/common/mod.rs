@@ -170,6 +170,17 @@ impl Node {
     /// and start another on the same data). Stderr and config go to a fresh
     /// temporary directory of this node. Does not wait for readiness.
     pub fn spawn_on_data_dir(opts: &NodeOptions, port: u16, data_dir: &Path) -> Node {
+        Node::spawn_on_data_dir_with(opts, port, data_dir, &[])
+    }
+
+    /// [`Node::spawn_on_data_dir`] with `extra_args` appended to the command
+    /// line (flags [`NodeOptions`] has no field for).
+    pub fn spawn_on_data_dir_with(
+        opts: &NodeOptions,
+        port: u16,
+        data_dir: &Path,
+        extra_args: &[&str],
+    ) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr.log");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -181,7 +192,8 @@ impl Node {
             .arg("--shards")
             .arg(opts.shards.to_string())
             .arg("--node-id")
-            .arg(&opts.node_id);
+            .arg(&opts.node_id)
+            .args(extra_args);
         if let Some(text) = &opts.config {
             let path = dir.path().join("shards.toml");
             std::fs::write(&path, text).expect("write config");
