@@ -1,8 +1,9 @@
 //! Process lifecycle of the `pairdb-storage` binary: graceful shutdown on
 //! SIGTERM/SIGINT (exit 0, completed requests were answered OK, the port is
-//! released), refusing a port another process serves (exit 1, the running
-//! node unaffected), configuration errors (exit 2 with a message naming the
-//! file, key and reason) and a config file's limits taking effect.
+//! released), refusing a port another live process serves (exit 2 naming
+//! that process, the running node unaffected), configuration errors (exit 2
+//! with a message naming the file, key and reason) and a config file's
+//! limits taking effect.
 
 mod common;
 
@@ -153,7 +154,7 @@ async fn sigint_on_an_idle_node_exits_zero() {
 }
 
 #[tokio::test]
-async fn a_second_node_on_the_same_port_exits_one_and_the_first_keeps_serving() {
+async fn a_second_node_on_the_same_port_exits_two_and_the_first_keeps_serving() {
     let node = Node::start(2).await;
     let mut c = node.client().await;
     write(&mut c, "t", "before", b"1", None).await;
@@ -174,9 +175,13 @@ async fn a_second_node_on_the_same_port_exits_one_and_the_first_keeps_serving() 
         panic!("second node did not exit on a busy port")
     });
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(status.code(), Some(1), "{status:?}\n{stderr}");
+    assert_eq!(status.code(), Some(2), "{status:?}\n{stderr}");
     assert!(stderr.contains("already serves"), "{stderr}");
     assert!(stderr.contains(&node.addr.to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", node.pid())),
+        "names the running node: {stderr}"
+    );
 
     // The first node still owns the port and its data.
     for _ in 0..8 {
@@ -208,8 +213,12 @@ async fn a_port_held_by_any_listener_is_refused() {
         panic!("node did not exit on a busy port")
     });
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(status.code(), Some(1), "{status:?}\n{stderr}");
+    assert_eq!(status.code(), Some(2), "{status:?}\n{stderr}");
     assert!(stderr.contains("already serves"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "names the test process holding the port: {stderr}"
+    );
     drop(held);
 }
 

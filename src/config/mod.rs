@@ -4,7 +4,9 @@
 //! validation (each error names the key and the reason). The file shipped at
 //! the repository root, shards.toml, is embedded in the binary as the default
 //! configuration and must parse to exactly [`Config::default`] (a unit test
-//! keeps the two in step). Pure: no I/O beyond reading the named file.
+//! keeps the two in step). Also owns making path settings absolute
+//! ([`Config::resolve_paths`]) against a working directory the caller reads.
+//! Pure: no I/O beyond reading the named file.
 
 mod tuning;
 
@@ -454,6 +456,13 @@ impl Config {
         Ok(())
     }
 
+    /// Makes every path setting absolute against `cwd`, the working directory
+    /// at start-up, so nothing later depends on (or changes with) it. Call it
+    /// after [`Config::validate`], which rejects empty paths.
+    pub fn resolve_paths(&mut self, cwd: &Path) {
+        self.node.data_dir = absolute_path(cwd, &self.node.data_dir);
+    }
+
     /// The listen address (validated in [`Config::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.node.listen.parse().map_err(|_| ConfigError::Invalid {
@@ -464,9 +473,44 @@ impl Config {
     }
 }
 
+/// `path` made absolute against `cwd` (an absolute `path` is kept). `.`
+/// components and trailing slashes are dropped; `..` is kept, since the
+/// component before it may be a symbolic link.
+pub fn absolute_path(cwd: &Path, path: &Path) -> PathBuf {
+    cwd.join(path).components().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_working_directory() {
+        let cwd = Path::new("/srv/node");
+        for (given, want) in [
+            ("d", "/srv/node/d"),
+            ("./d", "/srv/node/d"),
+            ("./pairdb-data/", "/srv/node/pairdb-data"),
+            ("a/./b", "/srv/node/a/b"),
+            ("../d", "/srv/node/../d"),
+            (".", "/srv/node"),
+            ("/var/lib/pairdb", "/var/lib/pairdb"),
+            ("/var/./lib/", "/var/lib"),
+        ] {
+            assert_eq!(
+                absolute_path(cwd, Path::new(given)),
+                PathBuf::from(want),
+                "{given}"
+            );
+        }
+        let mut config = Config::default();
+        assert_eq!(config.node.data_dir, PathBuf::from("pairdb-data"));
+        config.resolve_paths(cwd);
+        assert_eq!(config.node.data_dir, PathBuf::from("/srv/node/pairdb-data"));
+        // Resolving twice changes nothing.
+        config.resolve_paths(Path::new("/elsewhere"));
+        assert_eq!(config.node.data_dir, PathBuf::from("/srv/node/pairdb-data"));
+    }
 
     #[test]
     fn shipped_file_equals_code_defaults() {

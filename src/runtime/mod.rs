@@ -28,17 +28,44 @@ use std::time::{Duration, Instant};
 /// How often a core looks at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
 
+/// Process exit code after a runtime failure (the node had started).
+pub const EXIT_FAILURE: u8 = 1;
+/// Process exit code when start-up is refused because of the configuration
+/// or the environment (data directory, listen address, node id); restarting
+/// unchanged would fail the same way.
+pub const EXIT_REFUSED: u8 = 2;
+
 #[derive(Debug)]
 pub enum RuntimeError {
+    /// The configuration handed to [`run`] cannot be used as it is.
+    Config(String),
     DataDir(crate::storage::datadir::DataDirError),
     Port(port::PortError),
     Executors(String),
-    Core { shard: usize, reason: String },
+    Core {
+        shard: usize,
+        reason: String,
+    },
+}
+
+impl RuntimeError {
+    /// The process exit code for this error: [`EXIT_REFUSED`] when start-up
+    /// was refused because of the configuration or the environment (checked
+    /// before any executor runs), [`EXIT_FAILURE`] otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RuntimeError::Config(_) | RuntimeError::DataDir(_) | RuntimeError::Port(_) => {
+                EXIT_REFUSED
+            }
+            RuntimeError::Executors(_) | RuntimeError::Core { .. } => EXIT_FAILURE,
+        }
+    }
 }
 
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            RuntimeError::Config(e) => write!(f, "{e}"),
             RuntimeError::DataDir(e) => write!(f, "{e}"),
             RuntimeError::Port(e) => write!(f, "{e}"),
             RuntimeError::Executors(e) => write!(f, "cannot start executors: {e}"),
@@ -67,23 +94,40 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// Start-up choices made on the command line rather than in the config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Accept a node id other than the one the data directory's META
+    /// records, and record the new one (`--allow-node-id-change`).
+    pub allow_node_id_change: bool,
+}
+
 /// Runs the node until shutdown completes on every core. The shard count
 /// comes from `node.shards`, or (when 0) from the data directory's META, or
-/// for a new directory one per available core.
-pub fn run(config: Config, flags: ShutdownFlags) -> Result<(), RuntimeError> {
+/// for a new directory one per available core. Paths in `config` must be
+/// absolute ([`Config::resolve_paths`]): glommio opens directories without
+/// the working directory, so a relative one cannot be opened.
+pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<(), RuntimeError> {
+    if !config.node.data_dir.is_absolute() {
+        return Err(RuntimeError::Config(format!(
+            "node.data_dir {} is relative; resolve it against the working directory first",
+            config.node.data_dir.display()
+        )));
+    }
+    let listen = config
+        .listen_addr()
+        .map_err(|e| RuntimeError::Config(e.to_string()))?;
     let asked = (config.node.shards > 0).then_some(config.node.shards);
     let data_dir = DataDir::open(
         &config.node.data_dir,
         asked,
         available_cores(),
         &config.node.node_id,
+        options.allow_node_id_change,
     )
     .map_err(RuntimeError::DataDir)?;
     let shards = data_dir.meta().shards;
     let data_root = data_dir.root().to_path_buf();
-    let listen = config
-        .listen_addr()
-        .map_err(|e| RuntimeError::Executors(e.to_string()))?;
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
     let placement = if shards <= available_cores() {
         PoolPlacement::MaxSpread(shards, None)

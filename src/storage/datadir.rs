@@ -8,8 +8,12 @@
 //! - one folder per shard, `shard-NNN`.
 //!
 //! Invariant: data written under one shard count and partitioning scheme is
-//! never opened under another; the node refuses with a message saying what
-//! to do. Blocking std I/O is fine here: it runs once, before serving.
+//! never opened under another, nor under another node id unless the caller
+//! allows the change explicitly (blind writes are stamped with the node id,
+//! so a silent change could break causality); the node refuses with a message
+//! saying what to do. A path that cannot serve as the directory (a file, a
+//! parent that is a file, no permission) is refused naming the path and the
+//! reason. Blocking std I/O is fine here: it runs once, before serving.
 //!
 //! META layout (integers big-endian):
 //!
@@ -38,7 +42,16 @@ pub const PARTITIONING_TOKEN_RANGE: u8 = 1;
 pub enum DataDirError {
     Io {
         path: PathBuf,
+        /// What was being done to `path`, e.g. "create the data directory".
+        op: &'static str,
         reason: String,
+    },
+    /// Something other than a directory is where a directory must be.
+    NotADirectory {
+        path: PathBuf,
+        role: DirRole,
+        /// What is there instead, e.g. "a regular file".
+        found: &'static str,
     },
     Locked {
         path: PathBuf,
@@ -63,12 +76,32 @@ pub enum DataDirError {
     NoMetadata {
         path: PathBuf,
     },
+    NodeIdMismatch {
+        path: PathBuf,
+        stored: String,
+        configured: String,
+    },
 }
 
 impl std::fmt::Display for DataDirError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DataDirError::Io { path, reason } => write!(f, "{}: {reason}", path.display()),
+            DataDirError::Io { path, op, reason } => {
+                write!(f, "cannot {op} {}: {reason}", path.display())
+            }
+            DataDirError::NotADirectory { path, role, found } => match role {
+                DirRole::Data => write!(
+                    f,
+                    "data directory {} is {found}, not a directory; point --data-dir (or \
+                     node.data_dir) at a directory, or move it out of the way",
+                    path.display()
+                ),
+                DirRole::Shard => write!(
+                    f,
+                    "shard directory {} is {found}, not a directory; move it out of the way",
+                    path.display()
+                ),
+            },
             DataDirError::Locked { path } => write!(
                 f,
                 "data directory {} is in use by another pairdb-storage process; stop it or use another --data-dir",
@@ -101,11 +134,30 @@ impl std::fmt::Display for DataDirError {
                  node or META was removed: restore META or use an empty directory",
                 path.display()
             ),
+            DataDirError::NodeIdMismatch {
+                path,
+                stored,
+                configured,
+            } => write!(
+                f,
+                "data directory {} belongs to node id {stored:?} but this node is configured as \
+                 {configured:?}; start with --node-id {stored} to keep the recorded id, or pass \
+                 --allow-node-id-change to record {configured:?} as this directory's node id \
+                 (blind writes are then stamped with the new id)",
+                path.display()
+            ),
         }
     }
 }
 
 impl std::error::Error for DataDirError {}
+
+/// Which directory a [`DataDirError::NotADirectory`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirRole {
+    Data,
+    Shard,
+}
 
 /// Contents of META.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,11 +176,48 @@ pub struct DataDir {
     _lock: File,
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> DataDirError {
+fn io_err(path: &Path, op: &'static str, e: std::io::Error) -> DataDirError {
     DataDirError::Io {
         path: path.to_path_buf(),
+        op,
         reason: e.to_string(),
     }
+}
+
+/// Makes sure `path` is a directory, creating it (and its parents) if
+/// nothing is there.
+fn ensure_dir(path: &Path, role: DirRole) -> Result<(), DataDirError> {
+    let found = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if t.is_file() {
+                "a regular file"
+            } else if t.is_socket() {
+                "a socket"
+            } else if t.is_fifo() {
+                "a named pipe"
+            } else if t.is_block_device() || t.is_char_device() {
+                "a device"
+            } else {
+                "not a directory"
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let op = match role {
+                DirRole::Data => "create the data directory",
+                DirRole::Shard => "create the shard directory",
+            };
+            return std::fs::create_dir_all(path).map_err(|e| io_err(path, op, e));
+        }
+        Err(e) => return Err(io_err(path, "access", e)),
+    };
+    Err(DataDirError::NotADirectory {
+        path: path.to_path_buf(),
+        role,
+        found,
+    })
 }
 
 /// Encodes META.
@@ -177,33 +266,36 @@ pub fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, "create", e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, "write", e))?;
+    f.sync_all().map_err(|e| io_err(&tmp, "sync", e))?;
+    std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, "rename a temporary file to", e))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+        .map_err(|e| io_err(dir, "sync the directory", e))
 }
 
 impl DataDir {
     /// Opens (creating if needed) and locks `root`. `shards` is the count
     /// asked for: `None` adopts the stored count, or `default_shards` for a
-    /// new directory.
+    /// new directory. A directory recorded under another node id than
+    /// `node_id` is refused unless `allow_node_id_change`, which records
+    /// `node_id` instead.
     pub fn open(
         root: &Path,
         shards: Option<usize>,
         default_shards: usize,
         node_id: &str,
+        allow_node_id_change: bool,
     ) -> Result<Self, DataDirError> {
-        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        ensure_dir(root, DirRole::Data)?;
         let lock_path = root.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| io_err(&lock_path, e))?;
+            .map_err(|e| io_err(&lock_path, "open the lock file", e))?;
         // SAFETY: flock on a valid, owned descriptor.
         let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -213,7 +305,7 @@ impl DataDir {
                     path: root.to_path_buf(),
                 });
             }
-            return Err(io_err(&lock_path, e));
+            return Err(io_err(&lock_path, "lock", e));
         }
         let meta_path = root.join("META");
         let meta = match std::fs::read(&meta_path) {
@@ -244,8 +336,16 @@ impl DataDir {
                     }
                 }
                 if meta.node_id != node_id {
+                    if !allow_node_id_change {
+                        return Err(DataDirError::NodeIdMismatch {
+                            path: root.to_path_buf(),
+                            stored: meta.node_id,
+                            configured: node_id.to_string(),
+                        });
+                    }
                     tracing::warn!(stored = %meta.node_id, configured = %node_id,
-                        "node id differs from the one recorded in META; recording the new id");
+                        "node id differs from the one recorded in META; recording the new id \
+                         (--allow-node-id-change)");
                     let updated = Meta {
                         node_id: node_id.to_string(),
                         ..meta
@@ -258,7 +358,7 @@ impl DataDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let has_shards = std::fs::read_dir(root)
-                    .map_err(|e| io_err(root, e))?
+                    .map_err(|e| io_err(root, "list", e))?
                     .filter_map(Result::ok)
                     .any(|entry| entry.file_name().to_string_lossy().starts_with("shard-"));
                 if has_shards {
@@ -275,11 +375,11 @@ impl DataDir {
                 write_atomic(root, "META", &encode_meta(&meta))?;
                 meta
             }
-            Err(e) => return Err(io_err(&meta_path, e)),
+            Err(e) => return Err(io_err(&meta_path, "read", e)),
         };
         for shard in 0..meta.shards {
             let dir = shard_dir(root, shard);
-            std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+            ensure_dir(&dir, DirRole::Shard)?;
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -326,14 +426,14 @@ mod tests {
     #[test]
     fn shard_count_is_recorded_and_enforced() {
         let dir = tempfile::tempdir().unwrap();
-        let d = DataDir::open(dir.path(), None, 3, "n").unwrap();
+        let d = DataDir::open(dir.path(), None, 3, "n", false).unwrap();
         assert_eq!(d.meta().shards, 3);
         drop(d);
         // Unset count adopts the stored one.
-        let d = DataDir::open(dir.path(), None, 8, "n").unwrap();
+        let d = DataDir::open(dir.path(), None, 8, "n", false).unwrap();
         assert_eq!(d.meta().shards, 3);
         drop(d);
-        let err = DataDir::open(dir.path(), Some(2), 8, "n")
+        let err = DataDir::open(dir.path(), Some(2), 8, "n", false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--shards 3"), "{err}");
@@ -342,8 +442,8 @@ mod tests {
     #[test]
     fn second_open_is_refused_while_locked() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = DataDir::open(dir.path(), Some(1), 1, "n").unwrap();
-        let err = DataDir::open(dir.path(), Some(1), 1, "n").unwrap_err();
+        let _held = DataDir::open(dir.path(), Some(1), 1, "n", false).unwrap();
+        let err = DataDir::open(dir.path(), Some(1), 1, "n", false).unwrap_err();
         assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
     }
 
@@ -357,7 +457,7 @@ mod tests {
             node_id: "n".into(),
         };
         std::fs::write(dir.path().join("META"), encode_meta(&meta)).unwrap();
-        let err = DataDir::open(dir.path(), None, 1, "n")
+        let err = DataDir::open(dir.path(), None, 1, "n", false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("format 99"), "{err}");
@@ -367,7 +467,123 @@ mod tests {
     fn shard_folders_without_meta_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("shard-000")).unwrap();
-        let err = DataDir::open(dir.path(), None, 1, "n").unwrap_err();
+        let err = DataDir::open(dir.path(), None, 1, "n", false).unwrap_err();
         assert!(matches!(err, DataDirError::NoMetadata { .. }), "{err}");
+    }
+
+    #[test]
+    fn another_node_id_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DataDir::open(dir.path(), Some(2), 2, "node-a", false).unwrap());
+        let meta_before = std::fs::read(dir.path().join("META")).unwrap();
+
+        let err = DataDir::open(dir.path(), None, 2, "node-b", false).unwrap_err();
+        match &err {
+            DataDirError::NodeIdMismatch {
+                path,
+                stored,
+                configured,
+            } => {
+                assert_eq!(path, dir.path());
+                assert_eq!((stored.as_str(), configured.as_str()), ("node-a", "node-b"));
+            }
+            other => panic!("expected NodeIdMismatch, got {other:?}"),
+        }
+        let message = err.to_string();
+        for part in [
+            dir.path().display().to_string().as_str(),
+            "\"node-a\"",
+            "\"node-b\"",
+            "--node-id node-a",
+            "--allow-node-id-change",
+        ] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+        // The refusal leaves META as it was and the directory unlocked.
+        assert_eq!(std::fs::read(dir.path().join("META")).unwrap(), meta_before);
+        let d = DataDir::open(dir.path(), None, 2, "node-a", false).unwrap();
+        assert_eq!(d.meta().node_id, "node-a");
+        drop(d);
+
+        // Allowed: the new id is recorded, and then opens without the flag.
+        let d = DataDir::open(dir.path(), None, 2, "node-b", true).unwrap();
+        assert_eq!(d.meta().node_id, "node-b");
+        assert_eq!(d.meta().shards, 2);
+        drop(d);
+        let raw = std::fs::read(dir.path().join("META")).unwrap();
+        assert_eq!(decode_meta(&raw).unwrap().node_id, "node-b");
+        let d = DataDir::open(dir.path(), None, 2, "node-b", false).unwrap();
+        assert_eq!(d.meta().node_id, "node-b");
+        drop(d);
+        assert!(matches!(
+            DataDir::open(dir.path(), None, 2, "node-a", false),
+            Err(DataDirError::NodeIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_same_node_id_opens_with_or_without_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DataDir::open(dir.path(), Some(1), 1, "n", true).unwrap());
+        let meta_before = std::fs::read(dir.path().join("META")).unwrap();
+        drop(DataDir::open(dir.path(), None, 1, "n", true).unwrap());
+        drop(DataDir::open(dir.path(), None, 1, "n", false).unwrap());
+        assert_eq!(std::fs::read(dir.path().join("META")).unwrap(), meta_before);
+    }
+
+    #[test]
+    fn a_file_where_a_directory_belongs_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = DataDir::open(&file, None, 1, "n", false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataDirError::NotADirectory {
+                    role: DirRole::Data,
+                    found: "a regular file",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&file.display().to_string()) && message.contains("regular file"),
+            "{message}"
+        );
+
+        // A data directory below a file cannot be created.
+        let below = file.join("data");
+        let message = DataDir::open(&below, None, 1, "n", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&below.display().to_string()) && message.contains("Not a directory"),
+            "{message}"
+        );
+
+        // A file where a shard folder belongs.
+        let root = dir.path().join("data");
+        drop(DataDir::open(&root, Some(2), 2, "n", false).unwrap());
+        let shard = shard_dir(&root, 1);
+        std::fs::remove_dir(&shard).unwrap();
+        std::fs::write(&shard, b"x").unwrap();
+        let err = DataDir::open(&root, None, 2, "n", false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataDirError::NotADirectory {
+                    role: DirRole::Shard,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&shard.display().to_string()),
+            "{err}"
+        );
     }
 }

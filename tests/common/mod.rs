@@ -33,6 +33,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pairdb-storage");
 /// How long a node may take to answer its first HealthCheck.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The node id of the embedded default configuration (shards.toml).
+pub const EMBEDDED_NODE_ID: &str = "pairdb-local";
+
 /// How to start a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -167,6 +170,17 @@ impl Node {
     /// and start another on the same data). Stderr and config go to a fresh
     /// temporary directory of this node. Does not wait for readiness.
     pub fn spawn_on_data_dir(opts: &NodeOptions, port: u16, data_dir: &Path) -> Node {
+        Node::spawn_on_data_dir_with(opts, port, data_dir, &[])
+    }
+
+    /// [`Node::spawn_on_data_dir`] with `extra_args` appended to the command
+    /// line (flags [`NodeOptions`] has no field for).
+    pub fn spawn_on_data_dir_with(
+        opts: &NodeOptions,
+        port: u16,
+        data_dir: &Path,
+        extra_args: &[&str],
+    ) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr.log");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -178,7 +192,8 @@ impl Node {
             .arg("--shards")
             .arg(opts.shards.to_string())
             .arg("--node-id")
-            .arg(&opts.node_id);
+            .arg(&opts.node_id)
+            .args(extra_args);
         if let Some(text) = &opts.config {
             let path = dir.path().join("shards.toml");
             std::fs::write(&path, text).expect("write config");
@@ -192,6 +207,80 @@ impl Node {
             shards: opts.shards,
             stderr_path,
             dir,
+        }
+    }
+
+    /// Spawns the binary as a user would run it: working directory `cwd`,
+    /// command line `--listen 127.0.0.1:PORT` followed by exactly `args`.
+    /// Nothing else is added (no data directory, shard count, node id or
+    /// config file), so the embedded defaults apply where `args` sets
+    /// nothing and relative paths in `args` resolve against `cwd`. The
+    /// [`Node`]'s `node_id` and `shards` are taken from `--node-id` and
+    /// `--shards` in `args`, else the embedded defaults
+    /// ([`EMBEDDED_NODE_ID`]; 0 = one shard per CPU). Stderr goes to a fresh
+    /// temporary directory of this node, not into `cwd`. Does not wait for
+    /// readiness.
+    pub fn spawn_in(cwd: &Path, port: u16, args: &[&str]) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = dir.path().join("stderr.log");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let flag = |name: &str| {
+            args.windows(2)
+                .find(|w| w[0] == name)
+                .map(|w| w[1].to_string())
+        };
+        let child = command(&stderr_path)
+            .current_dir(cwd)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(args)
+            .spawn()
+            .expect("spawn pairdb-storage");
+        Node {
+            child: Some(child),
+            addr,
+            node_id: flag("--node-id").unwrap_or_else(|| EMBEDDED_NODE_ID.to_string()),
+            shards: flag("--shards").map_or(0, |n| n.parse().expect("--shards N")),
+            stderr_path,
+            dir,
+        }
+    }
+
+    /// [`Node::spawn_in`], then waits until the node answers HealthCheck.
+    /// Retries on a fresh port if another process grabbed the chosen one.
+    pub async fn start_in(cwd: &Path, args: &[&str]) -> Node {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let mut node = Node::spawn_in(cwd, free_port(), args);
+            match node.wait_ready().await {
+                Ok(()) => return node,
+                Err(e) => {
+                    let in_use = node.stderr().contains("already serves");
+                    last_err = format!("{e}\n--- node stderr ---\n{}", node.stderr());
+                    if !in_use {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!(
+            "node in {} with {args:?} did not become ready: {last_err}",
+            cwd.display()
+        );
+    }
+
+    /// Waits up to `timeout` for the process to exit without blocking the
+    /// async runtime's worker (client connections keep being driven).
+    pub async fn wait_exit_async(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -251,6 +340,13 @@ impl Node {
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
+    }
+
+    /// Sends SIGKILL and reaps the process at once (a blocking waitpid that
+    /// returns as soon as it is dead, so a restart can follow immediately).
+    pub fn kill_and_reap(&mut self) -> ExitStatus {
+        self.signal(libc::SIGKILL);
+        self.child.as_mut().expect("child").wait().expect("waitpid")
     }
 
     /// The exit status if the process has exited.
