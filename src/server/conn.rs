@@ -197,17 +197,26 @@ async fn handle_stream(
     };
     let body_limit = Duration::from_millis(limits.request_body_timeout_ms);
     let work = async {
-        let message = future::or(read_message(&mut body, core), async {
-            glommio::timer::sleep(body_limit).await;
-            Err(Status::new(
-                Code::DeadlineExceeded,
-                format!(
-                    "the request body did not arrive within limits.request_body_timeout_ms ({} ms)",
-                    limits.request_body_timeout_ms
-                ),
-            ))
-        })
-        .await?;
+        // A unary body usually arrives with its headers: read it without
+        // arming a timer, and race one only if the body is still coming.
+        let mut reading = std::pin::pin!(read_message(&mut body, core));
+        let message = match future::poll_once(&mut reading).await {
+            Some(done) => done,
+            None => {
+                future::or(reading, async {
+                    glommio::timer::sleep(body_limit.saturating_sub(received.elapsed())).await;
+                    Err(Status::new(
+                        Code::DeadlineExceeded,
+                        format!(
+                            "the request body did not arrive within \
+                             limits.request_body_timeout_ms ({} ms)",
+                            limits.request_body_timeout_ms
+                        ),
+                    ))
+                })
+                .await
+            }
+        }?;
         // The body may have taken the whole deadline to arrive.
         if received.elapsed() >= limit {
             return Err(limit_status.clone());
@@ -284,6 +293,34 @@ fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
         }
         Err(e) => tracing::debug!(error = %e, "refusal not delivered"),
     }
+}
+
+/// Sends `chunk` as capacity is granted; `left` counts the frame's bytes
+/// not sent yet (the capacity to ask for).
+async fn send_chunk(
+    send: &mut h2::SendStream<Bytes>,
+    mut chunk: Bytes,
+    left: &mut usize,
+) -> Result<(), h2::Error> {
+    while !chunk.is_empty() {
+        send.reserve_capacity(*left);
+        // Capacity left over from an earlier grant is used first:
+        // poll_capacity only wakes when capacity grows.
+        let mut granted = send.capacity();
+        if granted == 0 {
+            granted = match future::poll_fn(|cx| send.poll_capacity(cx)).await {
+                Some(granted) => granted?,
+                None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+            };
+            if granted == 0 {
+                continue;
+            }
+        }
+        let part = chunk.split_to(granted.min(chunk.len()));
+        *left -= part.len();
+        send.send_data(part, false)?;
+    }
+    Ok(())
 }
 
 fn deadline_status() -> Status {
@@ -378,24 +415,12 @@ fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
 async fn send_message(respond: &mut SendResponse<Bytes>, frame: Frame) -> Result<(), h2::Error> {
     let mut send = respond.send_response(grpc_headers(None), false)?;
     let mut left = frame.len();
-    for mut chunk in frame.into_chunks() {
-        while !chunk.is_empty() {
-            send.reserve_capacity(left);
-            // Capacity left over from an earlier grant is used first:
-            // poll_capacity only wakes when capacity grows.
-            let mut granted = send.capacity();
-            if granted == 0 {
-                granted = match future::poll_fn(|cx| send.poll_capacity(cx)).await {
-                    Some(granted) => granted?,
-                    None => return Err(h2::Error::from(h2::Reason::CANCEL)),
-                };
-                if granted == 0 {
-                    continue;
-                }
+    match frame {
+        Frame::One(chunk) => send_chunk(&mut send, chunk, &mut left).await?,
+        Frame::Chunks { chunks, .. } => {
+            for chunk in chunks {
+                send_chunk(&mut send, chunk, &mut left).await?;
             }
-            let part = chunk.split_to(granted.min(chunk.len()));
-            left -= part.len();
-            send.send_data(part, false)?;
         }
     }
     let mut trailers = HeaderMap::new();

@@ -118,36 +118,45 @@ pub fn encode_frame<M: prost::Message>(msg: &M) -> Bytes {
 
 /// A framed response message (prefix included) as chunks sent in order, so
 /// large values can be sent from where they are stored instead of copied
-/// into one buffer. Invariant: `len` is the sum of the chunks' lengths.
+/// into one buffer. Most answers are one chunk, held without a `Vec`.
 #[derive(Debug, Clone)]
-pub struct Frame {
-    chunks: Vec<Bytes>,
-    len: usize,
+pub enum Frame {
+    One(Bytes),
+    Chunks { chunks: Vec<Bytes>, len: usize },
 }
 
 impl Frame {
-    pub fn from_chunks(chunks: Vec<Bytes>) -> Self {
+    pub fn from_chunks(mut chunks: Vec<Bytes>) -> Self {
+        if chunks.len() == 1 {
+            return Frame::One(chunks.pop().unwrap_or_default());
+        }
         let len = chunks.iter().map(Bytes::len).sum();
-        Self { chunks, len }
+        Frame::Chunks { chunks, len }
     }
 
     /// Frame bytes, prefix included.
     pub fn len(&self) -> usize {
-        self.len
+        match self {
+            Frame::One(b) => b.len(),
+            Frame::Chunks { len, .. } => *len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     pub fn into_chunks(self) -> Vec<Bytes> {
-        self.chunks
+        match self {
+            Frame::One(b) => vec![b],
+            Frame::Chunks { chunks, .. } => chunks,
+        }
     }
 }
 
 impl From<Bytes> for Frame {
     fn from(frame: Bytes) -> Self {
-        Self::from_chunks(vec![frame])
+        Frame::One(frame)
     }
 }
 

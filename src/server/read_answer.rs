@@ -214,7 +214,12 @@ pub fn encode(tenant_id: &str, key: &str, set: &VersionSet) -> Frame {
         0
     } + visible.map_or(0, |v| usize::from(value_len(v) >= SHARED_VALUE_BYTES_MIN));
     let mut w = Writer {
-        chunks: Vec::with_capacity(2 * shared + 1),
+        // No shared value: one buffer, no chunk list to allocate.
+        chunks: if shared == 0 {
+            Vec::new()
+        } else {
+            Vec::with_capacity(2 * shared + 1)
+        },
         buf: BytesMut::with_capacity(PREFIX_BYTES + len.min(64 * 1024)),
     };
     w.buf.put_u8(0);
@@ -239,6 +244,9 @@ pub fn encode(tenant_id: &str, key: &str, set: &VersionSet) -> Frame {
     }
     if let Some(v) = visible {
         w.int64_field(READ_TIMESTAMP, v.timestamp_ms);
+    }
+    if w.chunks.is_empty() {
+        return Frame::One(w.buf.freeze());
     }
     let mut chunks = w.chunks;
     if !w.buf.is_empty() {
