@@ -170,38 +170,29 @@ impl KeyBounds {
         tenant_key_bytes: usize,
         origin: PutOrigin,
     ) -> Result<Option<BoundExceeded>, BoundExceeded> {
+        let refused = |past: Option<BoundExceeded>| past.map_or(Ok(None), Err);
         match origin {
-            PutOrigin::Client if after.len() == 1 => {
-                // The put resolves every stored version: only its own size
-                // matters.
-                let entries = merged.entries().len();
-                if entries > self.clock_entries_max {
-                    return Err(BoundExceeded::ClockEntries {
-                        entries,
-                        max: self.clock_entries_max,
-                    });
-                }
-                let bytes = read_answer_bytes(after, merged, tenant_key_bytes);
-                if bytes > self.answer_bytes_max {
-                    return Err(BoundExceeded::AnswerBytes {
-                        bytes,
-                        max: self.answer_bytes_max,
-                    });
-                }
-                Ok(None)
-            }
-            PutOrigin::Client => match self.soft_violation(after, merged, tenant_key_bytes) {
-                Some(e) => Err(e),
-                None => Ok(None),
-            },
+            // The put resolves every stored version: only its own size
+            // matters.
+            PutOrigin::Client if after.len() == 1 => refused(
+                past(
+                    merged.entries().len(),
+                    self.clock_entries_max,
+                    |entries, max| BoundExceeded::ClockEntries { entries, max },
+                )
+                .or_else(|| self.answer_past(after, merged, tenant_key_bytes)),
+            ),
+            PutOrigin::Client => refused(self.soft_violation(after, merged, tenant_key_bytes)),
             PutOrigin::Replica => {
-                if after.len() > self.versions_per_key_hard_max {
-                    return Err(BoundExceeded::VersionsHard {
-                        versions: after.len(),
-                        max: self.versions_per_key_hard_max,
-                    });
+                let hard = past(
+                    after.len(),
+                    self.versions_per_key_hard_max,
+                    |versions, max| BoundExceeded::VersionsHard { versions, max },
+                );
+                match hard {
+                    Some(e) => Err(e),
+                    None => Ok(self.soft_violation(after, merged, tenant_key_bytes)),
                 }
-                Ok(self.soft_violation(after, merged, tenant_key_bytes))
             }
         }
     }
@@ -213,28 +204,41 @@ impl KeyBounds {
         merged: &VectorClock,
         tenant_key_bytes: usize,
     ) -> Option<BoundExceeded> {
-        if after.len() > self.versions_per_key_max {
-            return Some(BoundExceeded::Versions {
-                versions: after.len(),
-                max: self.versions_per_key_max,
-            });
-        }
-        let ids = merged.entries().len();
-        if ids > self.key_clock_ids_max {
-            return Some(BoundExceeded::KeyClockIds {
-                ids,
-                max: self.key_clock_ids_max,
-            });
-        }
-        let bytes = read_answer_bytes(after, merged, tenant_key_bytes);
-        if bytes > self.answer_bytes_max {
-            return Some(BoundExceeded::AnswerBytes {
-                bytes,
-                max: self.answer_bytes_max,
-            });
-        }
-        None
+        past(after.len(), self.versions_per_key_max, |versions, max| {
+            BoundExceeded::Versions { versions, max }
+        })
+        .or_else(|| {
+            past(
+                merged.entries().len(),
+                self.key_clock_ids_max,
+                |ids, max| BoundExceeded::KeyClockIds { ids, max },
+            )
+        })
+        .or_else(|| self.answer_past(after, merged, tenant_key_bytes))
     }
+
+    /// The Read answer of `after` when it would pass `answer_bytes_max`.
+    fn answer_past(
+        &self,
+        after: &VersionSet,
+        merged: &VectorClock,
+        tenant_key_bytes: usize,
+    ) -> Option<BoundExceeded> {
+        past(
+            read_answer_bytes(after, merged, tenant_key_bytes),
+            self.answer_bytes_max,
+            |bytes, max| BoundExceeded::AnswerBytes { bytes, max },
+        )
+    }
+}
+
+/// `bound(figure, max)` when `figure` passes `max`.
+fn past(
+    figure: usize,
+    max: usize,
+    bound: impl FnOnce(usize, usize) -> BoundExceeded,
+) -> Option<BoundExceeded> {
+    (figure > max).then(|| bound(figure, max))
 }
 
 #[cfg(test)]

@@ -117,9 +117,16 @@ impl Node {
     /// Starts a node and waits until it answers HealthCheck. Retries on a
     /// fresh port if another process grabbed the chosen one meanwhile.
     pub async fn start_with(opts: NodeOptions) -> Node {
+        Node::start_on_free_port("node", |port| Node::spawn(&opts, port)).await
+    }
+
+    /// Spawns with `spawn` on a free port and waits until the node answers
+    /// HealthCheck, retrying on a fresh port (up to three times) if another
+    /// process grabbed the chosen one meanwhile; panics naming `what`.
+    async fn start_on_free_port(what: &str, spawn: impl Fn(u16) -> Node) -> Node {
         let mut last_err = String::new();
         for _ in 0..3 {
-            let mut node = Node::spawn(&opts, free_port());
+            let mut node = spawn(free_port());
             match node.wait_ready().await {
                 Ok(()) => return node,
                 Err(e) => {
@@ -131,7 +138,7 @@ impl Node {
                 }
             }
         }
-        panic!("node did not become ready: {last_err}");
+        panic!("{what} did not become ready: {last_err}");
     }
 
     /// Spawns the binary on `port` without waiting for readiness.
@@ -249,24 +256,8 @@ impl Node {
     /// [`Node::spawn_in`], then waits until the node answers HealthCheck.
     /// Retries on a fresh port if another process grabbed the chosen one.
     pub async fn start_in(cwd: &Path, args: &[&str]) -> Node {
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            let mut node = Node::spawn_in(cwd, free_port(), args);
-            match node.wait_ready().await {
-                Ok(()) => return node,
-                Err(e) => {
-                    let in_use = node.stderr().contains("already serves");
-                    last_err = format!("{e}\n--- node stderr ---\n{}", node.stderr());
-                    if !in_use {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!(
-            "node in {} with {args:?} did not become ready: {last_err}",
-            cwd.display()
-        );
+        let what = format!("node in {} with {args:?}", cwd.display());
+        Node::start_on_free_port(&what, |port| Node::spawn_in(cwd, port, args)).await
     }
 
     /// Waits up to `timeout` for the process to exit without blocking the
