@@ -7,8 +7,10 @@
 //!
 //! Rules (see docs/operations.md, "Per-key bounds"):
 //! - a client put (Write, Delete) that leaves exactly one version resolves
-//!   every sibling: it is accepted whenever its own clock fits
-//!   `clock_entries_max` and its answer fits `answer_bytes_max`;
+//!   every sibling: it is accepted when its answer fits `answer_bytes_max`
+//!   and its clock names at most `key_clock_ids_max` ids, or at most one id
+//!   more than the key held (a coordinator's write-back of a Read clock); a
+//!   blind put's stamped clock only has to fit `clock_entries_max`;
 //! - any other client put must leave at most `versions_per_key_max` versions,
 //!   at most `key_clock_ids_max` distinct coordinator ids over all of them,
 //!   and an answer of at most `answer_bytes_max` bytes;
@@ -75,6 +77,19 @@ pub fn read_answer_bytes(set: &VersionSet, merged: &VectorClock, tenant_key_byte
     total
 }
 
+/// What a put is, for the bounds that apply to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutKind {
+    /// Write or Delete with the client's clock. `ids_before`: distinct
+    /// coordinator ids over the key's versions before the put (consulted
+    /// only when the put's clock names more than `key_clock_ids_max`).
+    Client { ids_before: usize },
+    /// Write or Delete with an empty clock, stamped by this node.
+    Blind,
+    /// Repair, or a version another node already accepted.
+    Replica,
+}
+
 /// Where a put comes from, which decides which bounds refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOrigin {
@@ -90,6 +105,12 @@ pub enum PutOrigin {
 pub enum BoundExceeded {
     /// The clock a blind write would be stamped with is too long.
     ClockEntries { entries: usize, max: usize },
+    /// A write replacing every version names too many new ids at once.
+    WriteClockIds {
+        ids: usize,
+        ids_before: usize,
+        max: usize,
+    },
     /// Distinct coordinator ids over every version of the key.
     KeyClockIds { ids: usize, max: usize },
     /// Versions (siblings) of the key.
@@ -107,8 +128,20 @@ impl std::fmt::Display for BoundExceeded {
         match self {
             BoundExceeded::ClockEntries { entries, max } => write!(
                 f,
-                "a blind write would stamp a vector clock of {entries} entries, over \
-                 limits.clock_entries_max ({max}); write with the vector clock a Read answers"
+                "a blind write or delete would stamp a vector clock of {entries} entries, over \
+                 limits.clock_entries_max ({max}); write with the vector clock a Read answers, \
+                 advancing one of its entries rather than adding an id"
+            ),
+            BoundExceeded::WriteClockIds {
+                ids,
+                ids_before,
+                max,
+            } => write!(
+                f,
+                "the write's vector clock names {ids} coordinator ids, over \
+                 limits.key_clock_ids_max ({max}) and more than one beyond the {ids_before} \
+                 the key holds; write with the vector clock a Read answers plus at most \
+                 your own id"
             ),
             BoundExceeded::KeyClockIds { ids, max } => write!(
                 f,
@@ -168,22 +201,34 @@ impl KeyBounds {
         after: &VersionSet,
         merged: &VectorClock,
         tenant_key_bytes: usize,
-        origin: PutOrigin,
+        kind: PutKind,
     ) -> Result<Option<BoundExceeded>, BoundExceeded> {
         let refused = |past: Option<BoundExceeded>| past.map_or(Ok(None), Err);
-        match origin {
-            // The put resolves every stored version: only its own size
-            // matters.
-            PutOrigin::Client if after.len() == 1 => refused(
-                past(
-                    merged.entries().len(),
-                    self.clock_entries_max,
-                    |entries, max| BoundExceeded::ClockEntries { entries, max },
-                )
+        let ids = merged.entries().len();
+        match kind {
+            // A blind put descends everything stored and adds at most this
+            // node's id: its stamp only has to fit the format.
+            PutKind::Blind => refused(
+                past(ids, self.clock_entries_max, |entries, max| {
+                    BoundExceeded::ClockEntries { entries, max }
+                })
                 .or_else(|| self.answer_past(after, merged, tenant_key_bytes)),
             ),
-            PutOrigin::Client => refused(self.soft_violation(after, merged, tenant_key_bytes)),
-            PutOrigin::Replica => {
+            // The put resolves every stored version: its clock may name one
+            // id beyond the key's (a write-back), never a crowd of new ones.
+            PutKind::Client { ids_before } if after.len() == 1 => {
+                let write_back = ids <= ids_before.saturating_add(1);
+                let wide = (ids > self.key_clock_ids_max && !write_back).then_some(
+                    BoundExceeded::WriteClockIds {
+                        ids,
+                        ids_before,
+                        max: self.key_clock_ids_max,
+                    },
+                );
+                refused(wide.or_else(|| self.answer_past(after, merged, tenant_key_bytes)))
+            }
+            PutKind::Client { .. } => refused(self.soft_violation(after, merged, tenant_key_bytes)),
+            PutKind::Replica => {
                 let hard = past(
                     after.len(),
                     self.versions_per_key_hard_max,
@@ -287,10 +332,12 @@ mod tests {
     fn check(
         b: &KeyBounds,
         set: &VersionSet,
-        origin: PutOrigin,
+        kind: PutKind,
     ) -> Result<Option<BoundExceeded>, BoundExceeded> {
-        b.check(set, &set.merged_clock(), 10, origin)
+        b.check(set, &set.merged_clock(), 10, kind)
     }
+
+    const CLIENT: PutKind = PutKind::Client { ids_before: 0 };
 
     #[test]
     fn varint_lengths() {
@@ -305,13 +352,13 @@ mod tests {
     #[test]
     fn client_put_within_bounds_is_accepted() {
         let b = KeyBounds::default();
-        assert_eq!(check(&b, &antichain(100, 10), PutOrigin::Client), Ok(None));
+        assert_eq!(check(&b, &antichain(100, 10), CLIENT), Ok(None));
     }
 
     #[test]
     fn client_put_past_versions_per_key_is_refused_naming_the_figure() {
         let b = KeyBounds::default();
-        let err = check(&b, &antichain(101, 10), PutOrigin::Client).unwrap_err();
+        let err = check(&b, &antichain(101, 10), CLIENT).unwrap_err();
         assert_eq!(
             err,
             BoundExceeded::Versions {
@@ -330,7 +377,7 @@ mod tests {
     fn client_put_past_key_clock_ids_is_refused() {
         let b = KeyBounds::default();
         // Two siblings of 40 ids each: 80 distinct ids.
-        let err = check(&b, &siblings(2, 40, 10), PutOrigin::Client).unwrap_err();
+        let err = check(&b, &siblings(2, 40, 10), CLIENT).unwrap_err();
         assert_eq!(err, BoundExceeded::KeyClockIds { ids: 80, max: 62 });
         assert!(err.to_string().contains("key_clock_ids_max (62)"));
     }
@@ -339,7 +386,7 @@ mod tests {
     fn client_put_past_answer_bytes_is_refused() {
         let b = KeyBounds::default();
         // Two concurrent 6 MiB siblings: the visible value is sent twice.
-        let err = check(&b, &siblings(2, 1, 6 << 20), PutOrigin::Client).unwrap_err();
+        let err = check(&b, &siblings(2, 1, 6 << 20), CLIENT).unwrap_err();
         assert!(
             matches!(err, BoundExceeded::AnswerBytes { bytes, .. } if bytes > 18 << 20),
             "{err}"
@@ -347,16 +394,31 @@ mod tests {
     }
 
     #[test]
-    fn a_put_that_resolves_every_sibling_needs_only_its_own_clock_to_fit() {
+    fn a_put_that_resolves_every_sibling_may_add_one_id_never_a_crowd() {
         let b = KeyBounds::default();
-        // 64 ids in one version: past key_clock_ids_max, within clock_entries_max.
-        let one = VersionSet::from_versions([version((0..64).map(|j| format!("n{j}")), Some(10))]);
-        assert_eq!(check(&b, &one, PutOrigin::Client), Ok(None));
-        // A blind stamp that would add a 65th entry is refused.
-        let stamped =
-            VersionSet::from_versions([version((0..65).map(|j| format!("n{j}")), Some(10))]);
+        let one = |n: usize| {
+            VersionSet::from_versions([version((0..n).map(|j| format!("n{j}")), Some(10))])
+        };
+        // Within key_clock_ids_max: fine on any key.
+        assert_eq!(check(&b, &one(62), CLIENT), Ok(None));
+        // 64 fresh ids at once on a new key: refused.
         assert_eq!(
-            check(&b, &stamped, PutOrigin::Client),
+            check(&b, &one(64), CLIENT),
+            Err(BoundExceeded::WriteClockIds {
+                ids: 64,
+                ids_before: 0,
+                max: 62
+            })
+        );
+        // A write-back of a 63-id Read clock plus the coordinator's id.
+        assert_eq!(
+            check(&b, &one(64), PutKind::Client { ids_before: 63 }),
+            Ok(None)
+        );
+        // A blind stamp fits up to clock_entries_max, not past it.
+        assert_eq!(check(&b, &one(64), PutKind::Blind), Ok(None));
+        assert_eq!(
+            check(&b, &one(65), PutKind::Blind),
             Err(BoundExceeded::ClockEntries {
                 entries: 65,
                 max: 64
@@ -367,7 +429,7 @@ mod tests {
     #[test]
     fn replica_puts_pass_soft_bounds_counted_and_stop_at_the_hard_ceiling() {
         let b = KeyBounds::default();
-        let past = check(&b, &antichain(150, 10), PutOrigin::Replica);
+        let past = check(&b, &antichain(150, 10), PutKind::Replica);
         assert_eq!(
             past,
             Ok(Some(BoundExceeded::Versions {
@@ -375,9 +437,9 @@ mod tests {
                 max: 100
             }))
         );
-        let wide = check(&b, &siblings(2, 40, 10), PutOrigin::Replica);
+        let wide = check(&b, &siblings(2, 40, 10), PutKind::Replica);
         assert!(matches!(wide, Ok(Some(BoundExceeded::KeyClockIds { .. }))));
-        let hard = check(&b, &antichain(201, 1), PutOrigin::Replica);
+        let hard = check(&b, &antichain(201, 1), PutKind::Replica);
         assert_eq!(
             hard,
             Err(BoundExceeded::VersionsHard {

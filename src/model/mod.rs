@@ -7,7 +7,7 @@ pub mod clock;
 pub mod key;
 pub mod version;
 
-pub use bounds::{read_answer_bytes, BoundExceeded, KeyBounds, PutOrigin};
+pub use bounds::{read_answer_bytes, BoundExceeded, KeyBounds, PutKind, PutOrigin};
 pub use clock::{Causality, ClockError, VectorClock};
 pub use key::{owner_shard, ring_token, KeyRef};
 pub use version::{ApplyOutcome, Version, VersionSet};

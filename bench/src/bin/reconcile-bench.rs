@@ -17,7 +17,7 @@
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use pairdb_storage::model::{KeyBounds, PutOrigin, VectorClock, Version, VersionSet};
+use pairdb_storage::model::{KeyBounds, PutKind, VectorClock, Version, VersionSet};
 use pairdb_storage::server::read_answer;
 use std::time::Instant;
 
@@ -142,7 +142,7 @@ fn main() {
                 let mut set = VersionSet::from_reconciled(table_set);
                 set.apply(v);
                 let merged = set.merged_clock();
-                let verdict = bounds.check(&set, &merged, 16, PutOrigin::Client);
+                let verdict = bounds.check(&set, &merged, 16, PutKind::Client { ids_before: 0 });
                 let _ = std::hint::black_box((verdict, merged));
             });
             let table_set = stored.clone();

@@ -57,7 +57,7 @@ use super::ops::{PutClock, ShardOp, ShardReply};
 use super::table::Table;
 use super::EngineError;
 use crate::config::{StorageConfig, LEVELS};
-use crate::model::{ApplyOutcome, KeyBounds, PutOrigin, Version, VersionSet};
+use crate::model::{ApplyOutcome, KeyBounds, PutKind, PutOrigin, Version, VersionSet};
 use crate::storage::manifest::{self, Manifest};
 use crate::storage::wal::format::Record;
 use crate::storage::wal::replay;
@@ -477,9 +477,19 @@ impl Shard {
         // closed during the awaits above: check again before changing anything.
         self.wal.check_room(0)?;
         let mut full = self.reconcile(&key, from_tables);
-        let clock = match clock {
-            PutClock::Given(c) => c,
-            PutClock::Blind => {
+        let (kind, clock) = match (origin, clock) {
+            (PutOrigin::Replica, PutClock::Given(c)) => (PutKind::Replica, c),
+            (PutOrigin::Client, PutClock::Given(c)) => {
+                // The ids the key holds matter only to a clock wider than
+                // the bound (is it a write-back adding one id?).
+                let ids_before = if c.entries().len() > self.bounds.key_clock_ids_max {
+                    full.merged_clock().entries().len()
+                } else {
+                    0
+                };
+                (PutKind::Client { ids_before }, c)
+            }
+            (_, PutClock::Blind) => (PutKind::Blind, {
                 full.blind_clock(&self.node_id)
                     .ok_or_else(|| EngineError::Invalid {
                         what: format!(
@@ -488,7 +498,7 @@ impl Shard {
                     self.node_id
                 ),
                     })?
-            }
+            }),
         };
         let version = Version {
             clock,
@@ -499,7 +509,7 @@ impl Shard {
             ApplyOutcome::Stale => (false, self.wal.barrier(), full.merged_clock()),
             ApplyOutcome::Stored { .. } => {
                 let merged = full.merged_clock();
-                self.check_bounds(&key, &full, &merged, origin)?;
+                self.check_bounds(&key, &full, &merged, kind)?;
                 // Queued first: a record the WAL cannot encode is refused
                 // here, before the memtable (and so any reader) sees it.
                 let ticket = self.wal.submit(Record::Put {
@@ -530,11 +540,11 @@ impl Shard {
         key: &[u8],
         after: &VersionSet,
         merged: &crate::model::VectorClock,
-        origin: PutOrigin,
+        kind: PutKind,
     ) -> Result<(), EngineError> {
         // The storage key is a 2-byte tenant length, then tenant and key.
         let tenant_key_bytes = key.len().saturating_sub(2);
-        match self.bounds.check(after, merged, tenant_key_bytes, origin) {
+        match self.bounds.check(after, merged, tenant_key_bytes, kind) {
             Ok(None) => Ok(()),
             Ok(Some(past)) => {
                 let n = self.counters.replica_puts_past_bounds.get() + 1;
