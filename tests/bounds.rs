@@ -296,6 +296,7 @@ async fn requests_that_are_not_grpc_get_http_refusals() {
         ("PUT", "application/grpc", 405),
         ("POST", "application/json", 415),
         ("POST", "text/plain", 415),
+        ("POST", "application/grpc+json", 415),
     ];
     for (method, content_type, want) in cases {
         let mut send = send.clone().ready().await.unwrap();
@@ -317,6 +318,18 @@ async fn requests_that_are_not_grpc_get_http_refusals() {
             );
         }
     }
+    // HEAD: the refusal carries no body.
+    let mut head = send.clone().ready().await.unwrap();
+    let req = http::Request::builder()
+        .method("HEAD")
+        .uri(format!("http://{}{}", node.addr, method_path("Read")))
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let (response, _) = head.send_request(req, true).unwrap();
+    let resp = collect(response).await;
+    assert_eq!(resp.http_status, 405, "{resp:?}");
+    assert!(resp.body.is_empty(), "{resp:?}");
     // application/grpc+proto is gRPC.
     let mut send = send.clone().ready().await.unwrap();
     let req = http::Request::builder()

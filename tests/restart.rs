@@ -1,6 +1,8 @@
 //! Restarts on an existing data directory: right after kill -9 on the same
 //! port (the dead node's listening socket may still be being released by the
-//! kernel; start-up must wait for it, not mistake it for a live process), and
+//! kernel; start-up must wait for it, not mistake it for a live process),
+//! also before the killed process is reaped (its data directory lock is
+//! released a moment later; start-up waits for a dying holder), and
 //! with another node id (refused with exit 2 unless
 //! `--allow-node-id-change`).
 
@@ -73,6 +75,51 @@ async fn a_node_killed_with_sigkill_restarts_at_once_on_its_port() {
         drop((clients, idle));
     }
     println!("{waited_rounds} of {KILL_RESTARTS} restarts waited for the port's release");
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
+    assert_eq!(status.code(), Some(0), "{}", node.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_before_the_killed_one_is_reaped_waits_for_its_lock() {
+    // A supervisor may start the new process while the killed one is still
+    // a zombie whose threads and rings are being torn down, holding the data
+    // directory's lock for a moment: start-up waits for a dying holder.
+    let data = tempfile::tempdir().expect("tempdir");
+    let opts = NodeOptions::default();
+    let port = free_port();
+    let mut node = Node::spawn_on_data_dir(&opts, port, data.path());
+    node.wait_ready().await.expect("first start");
+    for round in 1..=KILL_RESTARTS {
+        // Writers in flight at the kill.
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let mut c = node.client().await;
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let req = write_req("t", &format!("z{round}-{w}-{i}"), b"v", None);
+                    if c.write(req).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        node.signal(libc::SIGKILL);
+        // Not reaped: the old process stays a zombie until `old` is dropped.
+        let old = std::mem::replace(&mut node, Node::spawn_on_data_dir(&opts, port, data.path()));
+        if let Err(e) = node.wait_ready().await {
+            panic!(
+                "round {round}: a start beside the unreaped killed node failed: {e}\n\
+                 --- stderr ---\n{}",
+                node.stderr()
+            );
+        }
+        drop(old);
+        for w in writers {
+            let _ = w.await;
+        }
+    }
     node.signal(libc::SIGTERM);
     let status = node.wait_exit_async(EXIT_TIMEOUT).await.expect("exit");
     assert_eq!(status.code(), Some(0), "{}", node.stderr());

@@ -243,6 +243,8 @@ async fn handle_stream(
 struct HttpRefusal {
     status: http::StatusCode,
     reason: &'static str,
+    /// A HEAD request: the answer carries no body.
+    head: bool,
 }
 
 /// gRPC calls are POSTs with a `application/grpc[+proto]` content type; the
@@ -253,24 +255,31 @@ fn check_grpc_request<B>(req: &Request<B>) -> Result<(), HttpRefusal> {
         return Err(HttpRefusal {
             status: http::StatusCode::METHOD_NOT_ALLOWED,
             reason: "gRPC calls use POST",
+            head: req.method() == http::Method::HEAD,
         });
     }
     let grpc = req
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct == "application/grpc"
-                || ct.starts_with("application/grpc+")
-                || ct.starts_with("application/grpc;")
-        });
+        .is_some_and(is_grpc_protobuf);
     if !grpc {
         return Err(HttpRefusal {
             status: http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            reason: "content-type must be application/grpc",
+            reason: "content-type must be application/grpc or application/grpc+proto",
+            head: false,
         });
     }
     Ok(())
+}
+
+/// `application/grpc` or `application/grpc+proto` (media types compare
+/// case-insensitively; parameters after `;` are ignored). Other codecs
+/// (`+json`) are refused: this server speaks protobuf only.
+fn is_grpc_protobuf(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/grpc")
+        || media.eq_ignore_ascii_case("application/grpc+proto")
 }
 
 fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
@@ -284,6 +293,12 @@ fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if refusal.head {
+        if let Err(e) = respond.send_response(resp, true) {
+            tracing::debug!(error = %e, "refusal not delivered");
+        }
+        return;
+    }
     match respond.send_response(resp, false) {
         Ok(mut send) => {
             let body = Bytes::from(format!("{}\n", refusal.reason));
@@ -426,4 +441,30 @@ async fn send_message(respond: &mut SendResponse<Bytes>, frame: Frame) -> Result
     let mut trailers = HeaderMap::new();
     insert_status(&mut trailers, Code::Ok, "");
     send.send_trailers(trailers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_grpc_protobuf;
+
+    #[test]
+    fn only_protobuf_grpc_content_types_are_grpc() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC",
+            "application/grpc; charset=utf-8",
+        ] {
+            assert!(is_grpc_protobuf(ok), "{ok}");
+        }
+        for refused in [
+            "application/grpc+json",
+            "application/grpc-web",
+            "application/json",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_grpc_protobuf(refused), "{refused}");
+        }
+    }
 }

@@ -29,7 +29,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"PDBMETA\x01";
@@ -55,6 +54,8 @@ pub enum DataDirError {
     },
     Locked {
         path: PathBuf,
+        /// The live process holding it, when known.
+        pid: Option<u32>,
     },
     Corrupted {
         path: PathBuf,
@@ -102,11 +103,14 @@ impl std::fmt::Display for DataDirError {
                     path.display()
                 ),
             },
-            DataDirError::Locked { path } => write!(
-                f,
-                "data directory {} is in use by another pairdb-storage process; stop it or use another --data-dir",
-                path.display()
-            ),
+            DataDirError::Locked { path, pid } => {
+                let who = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
+                write!(
+                    f,
+                    "data directory {} is in use by another pairdb-storage process{who}; stop it or use another --data-dir",
+                    path.display()
+                )
+            }
             DataDirError::Corrupted { path, reason } => {
                 write!(f, "{} is corrupted: {reason}; restore it from a backup", path.display())
             }
@@ -296,16 +300,15 @@ impl DataDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io_err(&lock_path, "open the lock file", e))?;
-        // SAFETY: flock on a valid, owned descriptor.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        match super::lock::acquire(&lock) {
+            Ok(()) => {}
+            Err(super::lock::LockError::Held { pid }) => {
                 return Err(DataDirError::Locked {
                     path: root.to_path_buf(),
-                });
+                    pid,
+                })
             }
-            return Err(io_err(&lock_path, "lock", e));
+            Err(super::lock::LockError::Io(e)) => return Err(io_err(&lock_path, "lock", e)),
         }
         let meta_path = root.join("META");
         let meta = match std::fs::read(&meta_path) {

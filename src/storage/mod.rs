@@ -1,9 +1,10 @@
 //! Durable storage of a shard: encodings, WAL, SSTables, manifest, data
-//! directory. Pure formats (`codec`, `*::format`) are kept apart from the
+//! directory and its lock. Pure formats (`codec`, `*::format`) are kept apart from the
 //! glommio file I/O that uses them.
 
 pub mod codec;
 pub mod datadir;
+pub mod lock;
 pub mod manifest;
 pub mod sentinel;
 pub mod sstable;
