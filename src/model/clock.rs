@@ -253,15 +253,18 @@ impl VectorClock {
     /// else one pass through a hash map: linear in the entries, where
     /// merging pairwise is quadratic when every clock brings a node of its
     /// own.
-    pub fn merge_all(clocks: &[&VectorClock]) -> VectorClock {
-        let Some(widest) = clocks.iter().max_by_key(|c| c.entries.len()) else {
+    pub fn merge_all<'a, I>(clocks: I) -> VectorClock
+    where
+        I: Iterator<Item = &'a VectorClock> + Clone,
+    {
+        let Some(widest) = clocks.clone().max_by_key(|c| c.entries.len()) else {
             return VectorClock::new();
         };
-        let mut out = (*widest).clone();
-        if clocks.iter().all(|c| out.merge_known(c)) {
+        let mut out = widest.clone();
+        if clocks.clone().all(|c| out.merge_known(c)) {
             return out;
         }
-        let total: usize = clocks.iter().map(|c| c.entries.len()).sum();
+        let total: usize = clocks.clone().map(|c| c.entries.len()).sum();
         let mut max: ahash::AHashMap<&str, u64> = ahash::AHashMap::with_capacity(total);
         for c in clocks {
             for (node, counter) in &c.entries {
@@ -449,8 +452,7 @@ mod tests {
             for c in &clocks {
                 folded.merge(c);
             }
-            let refs: Vec<&VectorClock> = clocks.iter().collect();
-            prop_assert_eq!(VectorClock::merge_all(&refs), folded);
+            prop_assert_eq!(VectorClock::merge_all(clocks.iter()), folded);
         }
 
         #[test]

@@ -91,8 +91,10 @@ impl VersionSet {
     /// the key), equal to [`VersionSet::from_versions`] over their
     /// concatenation (for equal clocks, the earlier set's version is kept)
     /// but comparing only versions of different sets, each pair once.
-    pub fn merge_reconciled(sets: Vec<Vec<Version>>) -> Self {
-        let mut sets: Vec<Vec<Version>> = sets.into_iter().filter(|s| !s.is_empty()).collect();
+    pub fn merge_reconciled(mut sets: Vec<Vec<Version>>) -> Self {
+        if sets.len() > 1 {
+            sets.retain(|s| !s.is_empty());
+        }
         if sets.len() <= 1 {
             return Self::from_reconciled(sets.pop().unwrap_or_default());
         }
@@ -159,8 +161,7 @@ impl VersionSet {
 
     /// Merge (entry-wise max) of every stored clock, tombstones included.
     pub fn merged_clock(&self) -> VectorClock {
-        let clocks: Vec<&VectorClock> = self.versions.iter().map(|v| &v.clock).collect();
-        VectorClock::merge_all(&clocks)
+        VectorClock::merge_all(self.versions.iter().map(|v| &v.clock))
     }
 
     /// The clock a blind write (or delete) gets on this node: it descends

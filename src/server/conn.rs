@@ -182,18 +182,24 @@ async fn handle_stream(
     // so a stalled body or call cannot keep its admission slot for ever.
     let limits = &core.config.limits;
     let server_limit = Duration::from_millis(limits.request_timeout_ms);
-    let (limit, limit_status) = match timeout {
-        Some(t) if t <= server_limit => (t, deadline_status()),
-        _ => (
-            server_limit,
+    // Which deadline applies: the client's, or the server's own (the
+    // status is built only if it expires).
+    let (limit, client_deadline) = match timeout {
+        Some(t) if t <= server_limit => (t, true),
+        _ => (server_limit, false),
+    };
+    let limit_status = || {
+        if client_deadline {
+            deadline_status()
+        } else {
             Status::new(
                 Code::DeadlineExceeded,
                 format!(
                     "the request did not complete within limits.request_timeout_ms ({} ms)",
                     limits.request_timeout_ms
                 ),
-            ),
-        ),
+            )
+        }
     };
     let body_limit = Duration::from_millis(limits.request_body_timeout_ms);
     let work = async {
@@ -219,13 +225,13 @@ async fn handle_stream(
         }?;
         // The body may have taken the whole deadline to arrive.
         if received.elapsed() >= limit {
-            return Err(limit_status.clone());
+            return Err(limit_status());
         }
         handlers::dispatch(core, &method, message).await
     };
     let outcome = future::or(work, async {
         glommio::timer::sleep(limit.saturating_sub(received.elapsed())).await;
-        Err(limit_status.clone())
+        Err(limit_status())
     })
     .await;
     match outcome {

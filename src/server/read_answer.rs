@@ -176,7 +176,12 @@ impl Writer {
 /// already says it all (see `proto/storage.proto`).
 pub fn encode(tenant_id: &str, key: &str, set: &VersionSet) -> Frame {
     let visible = set.visible();
-    let merged = (!set.is_empty()).then(|| set.merged_clock());
+    // A lone version's clock is the merged clock: borrowed, not rebuilt.
+    let merged = match set.versions() {
+        [] => None,
+        [only] => Some(std::borrow::Cow::Borrowed(&only.clock)),
+        _ => Some(std::borrow::Cow::Owned(set.merged_clock())),
+    };
     let with_versions = set.len() > 1 || visible.is_none();
     let error_code = if visible.is_some() {
         ErrorCode::Unknown
