@@ -230,7 +230,7 @@ impl Shard {
         }
         for (no, path) in replay::list_segments(dir)? {
             if no < manifest.wal_min_segment {
-                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, "remove", e))?;
+                remove_if_present(&path)?;
             }
         }
         let mut memtable = Memtable::new();
@@ -242,7 +242,7 @@ impl Shard {
             // Nothing to replay: the segments (empty, or a prepared spare)
             // are obsolete; without this every restart would leave two.
             for (_, path) in replay::list_segments(dir)? {
-                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, "remove", e))?;
+                remove_if_present(&path)?;
             }
         }
         let next_segment_no = recovery.next_segment_no.max(manifest.wal_min_segment);
@@ -568,6 +568,18 @@ impl Shard {
     }
 }
 
+/// Removes a file start-up found obsolete; one already gone (removed by a
+/// task of a shard closed a moment ago, in tests that reopen in-process) is
+/// what was wanted.
+fn remove_if_present(path: &Path) -> Result<(), EngineError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(EngineError::io(path, "remove", e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Deletes `sst-*.sst` files the manifest does not list (a flush that
 /// crashed before its manifest edit).
 fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
@@ -586,8 +598,7 @@ fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineE
                     file = name,
                     "removing an SSTable no manifest lists (an unfinished flush or compaction, or a table a compaction replaced)"
                 );
-                std::fs::remove_file(entry.path())
-                    .map_err(|e| EngineError::io(&entry.path(), "remove", e))?;
+                remove_if_present(&entry.path())?;
             }
         }
     }
