@@ -349,3 +349,69 @@ async fn requests_that_are_not_grpc_get_http_refusals() {
     assert_eq!(resp.http_status, 200);
     assert_eq!(resp.grpc_status(), Some(0), "{resp:?}");
 }
+
+#[tokio::test]
+async fn idle_connections_cannot_lock_new_clients_out() {
+    let node = Node::start_with(NodeOptions {
+        shards: 1,
+        config: Some("[limits]\nconnections_max_per_core = 4\n".into()),
+        ..NodeOptions::default()
+    })
+    .await;
+    // Every slot taken by connections that did the HTTP/2 handshake and then
+    // nothing: a new client still gets in (the longest-idle one is closed).
+    let idle: Vec<RawConn> = futures_join(4, || RawConn::open(node.addr)).await;
+    for round in 0..3 {
+        let mut c = node.client().await;
+        let h = c.health_check(pb::HealthCheckRequest {}).await;
+        assert!(h.is_ok(), "round {round}: a new client is served: {h:?}");
+    }
+    drop(idle);
+
+    // Connections with a call in flight are never evicted: with every slot
+    // busy, a new connection is refused until one finishes.
+    let busy: Vec<RawConn> = futures_join(4, || RawConn::open(node.addr)).await;
+    let mut held = Vec::new();
+    for conn in &busy {
+        let (response, mut stream) = conn.start(&method_path("Write"), &[]).await;
+        stream
+            .send_data(grpc_frame(&[0u8; 100]).slice(..6), false)
+            .expect("send");
+        held.push((response, stream));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        match node.try_client().await {
+            Ok(mut c) => c.health_check(pb::HealthCheckRequest {}).await.is_err(),
+            Err(_) => true,
+        }
+    })
+    .await
+    .unwrap_or(true);
+    assert!(refused, "no busy connection was closed for a new client");
+    drop((held, busy));
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(mut c) = node.try_client().await {
+            if c.health_check(pb::HealthCheckRequest {}).await.is_ok() {
+                served = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "served again once the busy connections left");
+}
+
+/// `n` results of `open`, one after another.
+async fn futures_join<F, Fut, T>(n: usize, open: F) -> Vec<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(open().await);
+    }
+    out
+}

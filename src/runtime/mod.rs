@@ -251,14 +251,15 @@ async fn core_main(
             Some(Ok(stream)) => {
                 let core_for_conn = Rc::clone(&core);
                 glommio::spawn_local(async move {
-                    let Some(_slot) = core_for_conn.admit_connection() else {
+                    let Some((_slot, state)) = core_for_conn.admit_connection_evicting().await
+                    else {
                         tracing::warn!(
                             limit = core_for_conn.config.limits.connections_max_per_core,
-                            "connection limit reached: closing a new connection"
+                            "connection limit reached and no connection idle: closing a new connection"
                         );
                         return;
                     };
-                    conn::serve(stream, Rc::clone(&core_for_conn)).await;
+                    conn::serve(stream, Rc::clone(&core_for_conn), state).await;
                 })
                 .detach();
             }

@@ -14,7 +14,7 @@
 //! `limits.request_timeout_ms` (or the client's shorter `grpc-timeout`) in
 //! all, whether or not the client set a deadline.
 
-use super::context::CoreContext;
+use super::context::{ConnState, CoreContext};
 use super::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use super::handlers::{self, SERVICE_PREFIX};
 use bytes::{Bytes, BytesMut};
@@ -33,7 +33,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 
 /// Serves one accepted connection until the client leaves or shutdown ends it.
-pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
+pub async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<ConnState>) {
     let peer = stream.peer_addr().ok();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(?peer, error = %e, "set_nodelay failed");
@@ -72,12 +72,13 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
     };
     loop {
         let next = future::or(async { Some(conn.accept().await) }, async {
-            core.wait_shutdown().await;
+            // Node shutdown, or evicted to make room for a new client.
+            future::or(core.wait_shutdown(), state.wait_evicted()).await;
             None
         })
         .await;
         match next {
-            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core),
+            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core, &state),
             Some(Some(Err(e))) => {
                 log_conn_error(peer, &e, "connection");
                 return;
@@ -99,7 +100,7 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
         .await;
         match next {
             // Opened before the client saw GOAWAY: still served.
-            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core),
+            Some(Some(Ok((req, respond)))) => spawn_stream(req, respond, &core, &state),
             Some(Some(Err(e))) => {
                 log_conn_error(peer, &e, "connection");
                 return;
@@ -119,9 +120,19 @@ pub async fn serve(stream: TcpStream, core: Rc<CoreContext>) {
 }
 
 /// Runs one stream as its own task, so the connection keeps being polled.
-fn spawn_stream(req: Request<RecvStream>, respond: SendResponse<Bytes>, core: &Rc<CoreContext>) {
+fn spawn_stream(
+    req: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    core: &Rc<CoreContext>,
+    state: &Rc<ConnState>,
+) {
     let core = Rc::clone(core);
-    glommio::spawn_local(async move { handle_stream(req, respond, &core).await }).detach();
+    let open = state.stream_started();
+    glommio::spawn_local(async move {
+        handle_stream(req, respond, &core).await;
+        drop(open);
+    })
+    .detach();
 }
 
 fn log_conn_error(peer: Option<std::net::SocketAddr>, e: &h2::Error, stage: &str) {

@@ -1,22 +1,67 @@
 //! Per-core server state shared by every connection on that core.
 //!
 //! Owns the core's admission counters (open connections, requests in flight,
-//! request bytes buffered) and the shutdown latch. Everything here is touched
-//! only by its own core. Invariant: each counter is raised only through a
-//! guard that lowers it again on drop, so counts never leak on error paths.
+//! request bytes buffered), the registry of open connections (for evicting
+//! the longest-idle one when a new client finds the connection limit
+//! reached) and the shutdown latch. Everything here is touched only by its
+//! own core. Invariant: each counter is raised only through a guard that
+//! lowers it again on drop, so counts never leak on error paths.
 
 use crate::config::Config;
 use crate::runtime::router::Router;
 use glommio::sync::Semaphore;
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+/// How long a new connection waits at the connection limit for an evicted
+/// idle connection to free its slot.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
+/// One open connection as the core sees it: its streams in flight, since
+/// when it has had none, and the latch that asks it to close.
+pub struct ConnState {
+    streams: Cell<usize>,
+    idle_since: Cell<Option<Instant>>,
+    evict: Semaphore,
+    evicted: Cell<bool>,
+}
+
+impl ConnState {
+    /// Marks a stream open until the guard drops.
+    pub fn stream_started(self: &Rc<Self>) -> StreamGuard {
+        self.streams.set(self.streams.get() + 1);
+        self.idle_since.set(None);
+        StreamGuard(Rc::clone(self))
+    }
+
+    /// Returns once the core asks this connection to close (eviction).
+    pub async fn wait_evicted(&self) {
+        while self.evict.acquire(1).await.is_ok() {}
+    }
+}
+
+/// An open stream of a connection; the connection is idle from when the
+/// last one drops.
+pub struct StreamGuard(Rc<ConnState>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let left = self.0.streams.get().saturating_sub(1);
+        self.0.streams.set(left);
+        if left == 0 {
+            self.0.idle_since.set(Some(Instant::now()));
+        }
+    }
+}
 
 pub struct CoreContext {
     pub config: Config,
     pub router: Rc<Router>,
     pub started: Instant,
     connections: Cell<usize>,
+    /// Every open connection (dead entries pruned on each scan).
+    open: RefCell<Vec<Weak<ConnState>>>,
     inflight_requests: Cell<usize>,
     inflight_bytes: Cell<usize>,
     /// Closed when the node begins shutting down; waiting on it returns then.
@@ -60,6 +105,7 @@ impl CoreContext {
             router,
             started,
             connections: Cell::new(0),
+            open: RefCell::new(Vec::new()),
             inflight_requests: Cell::new(0),
             inflight_bytes: Cell::new(0),
             shutdown: Semaphore::new(0),
@@ -74,6 +120,65 @@ impl CoreContext {
             1,
             self.config.limits.connections_max_per_core,
         )
+    }
+
+    /// Admits a connection. At `connections_max_per_core`, asks the
+    /// connection idle the longest (no streams in flight) to close and waits
+    /// up to [`EVICTION_WAIT`] for its slot, so idle connections can never
+    /// lock new clients out; `None` when every connection is busy.
+    pub async fn admit_connection_evicting(&self) -> Option<(Admission<'_>, Rc<ConnState>)> {
+        let deadline = Instant::now() + EVICTION_WAIT;
+        let mut evicted = false;
+        loop {
+            if let Some(slot) = self.admit_connection() {
+                let state = Rc::new(ConnState {
+                    streams: Cell::new(0),
+                    idle_since: Cell::new(Some(Instant::now())),
+                    evict: Semaphore::new(0),
+                    evicted: Cell::new(false),
+                });
+                let mut open = self.open.borrow_mut();
+                open.retain(|w| w.strong_count() > 0);
+                open.push(Rc::downgrade(&state));
+                return Some((slot, state));
+            }
+            if !evicted {
+                evicted = self.evict_idlest();
+                if !evicted {
+                    return None;
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Asks the longest-idle open connection to close; `false` if none is
+    /// idle.
+    fn evict_idlest(&self) -> bool {
+        let mut open = self.open.borrow_mut();
+        open.retain(|w| w.strong_count() > 0);
+        let idlest = open
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.evicted.get())
+            .filter_map(|c| c.idle_since.get().map(|t| (t, c)))
+            .min_by_key(|(t, _)| *t);
+        match idlest {
+            Some((since, c)) => {
+                tracing::info!(
+                    idle_ms = since.elapsed().as_millis() as u64,
+                    limit = self.config.limits.connections_max_per_core,
+                    "connection limit reached: closing the longest-idle connection for a new one"
+                );
+                c.evicted.set(true);
+                c.evict.close();
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn connections(&self) -> usize {
