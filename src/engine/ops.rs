@@ -58,7 +58,8 @@ pub struct ShardStats {
     pub requests_forwarded_out: u64,
     /// Requests another core received and this core executed.
     pub requests_forwarded_in: u64,
-    /// Client puts refused by a per-key bound.
+    /// Puts refused by a per-key bound (Write/Delete past any bound,
+    /// Repair past the hard ceiling).
     pub puts_refused_by_bounds: u64,
     /// Replica puts accepted that left their key past a soft bound.
     pub replica_puts_past_bounds: u64,

@@ -76,7 +76,8 @@ pub struct ShardCounters {
     pub requests_local: Cell<u64>,
     pub requests_forwarded_out: Cell<u64>,
     pub requests_forwarded_in: Cell<u64>,
-    /// Client puts refused by a per-key bound.
+    /// Puts refused by a per-key bound (Write/Delete past any bound,
+    /// Repair past the hard ceiling).
     pub puts_refused_by_bounds: Cell<u64>,
     /// Replica puts accepted that left their key past a soft bound.
     pub replica_puts_past_bounds: Cell<u64>,
