@@ -38,8 +38,9 @@ pub struct MergeSpec<'a> {
     pub table_target_bytes: u64,
     pub now_unix_ms: i64,
     pub tombstone_grace_ms: i64,
-    /// Set when the shard stops: the merge gives up between keys.
-    pub stop: &'a Cell<bool>,
+    /// True once the shard stops its compactor: the merge gives up
+    /// between keys.
+    pub stopping: &'a dyn Fn() -> bool,
     /// Writers waiting at a stop threshold: while any wait, the rate limit
     /// is lifted so compaction frees them as fast as the disk allows.
     pub writers_waiting: &'a Cell<usize>,
@@ -109,7 +110,7 @@ async fn merge_into(
         throttle(spec, limiter, n).await;
     }
     loop {
-        if spec.stop.get() {
+        if (spec.stopping)() {
             return Err(EngineError::Internal {
                 what: "compaction stopped: the shard is closing".into(),
             });

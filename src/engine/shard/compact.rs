@@ -1,16 +1,20 @@
 //! Running and installing compactions of one shard.
 //!
-//! Owns the compactor task (its own low-share glommio task queue): it asks
-//! the pure picker what to compact, performs the merge (or a trivial move),
-//! installs the result with one manifest edit, drops purged keys from the
-//! cache, and deletes replaced table files once no reader holds them.
+//! Owns the compactor task (a [`super::worker::Worker`] in its own
+//! low-share task queue): it asks the pure picker what to compact, performs
+//! the merge (or a trivial move), installs the result with one manifest edit
+//! ([`TreeVersion::merged`] or [`TreeVersion::moved`]), drops purged keys
+//! from the cache, and deletes replaced table files once no reader holds
+//! them (the graveyard).
 //! Invariants: one compaction at a time per shard; outputs are durable
 //! before the manifest edit that lists them; the edit removes exactly the
 //! plan's inputs and overlaps (tables flushed meanwhile stay); a crash at any
 //! point leaves either the old or the new manifest, and start-up removes the
 //! files the surviving manifest does not list.
 
-use super::edit::Stored;
+use super::tree::Stored;
+use super::version::TreeVersion;
+use super::worker::Wakeups;
 use super::{Shard, ShardCounters};
 use crate::config::LEVELS;
 use crate::engine::compaction::merge::{self, MergeSpec};
@@ -18,7 +22,6 @@ use crate::engine::compaction::picker::{self, CompactionPlan, PickerConfig, Tabl
 use crate::engine::compaction::rate::RateLimiter;
 use crate::engine::table::{RunScan, Table};
 use crate::engine::EngineError;
-use glommio::channels::local_channel::LocalReceiver;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,6 +29,10 @@ use std::time::{Duration, Instant};
 /// How often replaced table files are looked at again while readers hold
 /// them.
 const GRAVEYARD_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long the compactor waits after a failed compaction before trying
+/// again.
+const COMPACTION_RETRY: Duration = Duration::from_secs(1);
 
 impl Shard {
     pub(super) fn picker_config(&self) -> PickerConfig {
@@ -40,22 +47,11 @@ impl Shard {
 
     /// The picker's view of every live table.
     pub(super) fn table_infos(&self) -> Vec<TableInfo> {
-        self.state
-            .borrow()
-            .tables
-            .iter()
-            .map(|t| TableInfo {
-                file_no: t.meta.file_no,
-                level: t.level(),
-                file_bytes: t.meta.file_bytes,
-                smallest: t.meta.smallest.clone(),
-                largest: t.meta.largest.clone(),
-            })
-            .collect()
+        self.tree.current().table_infos()
     }
 
     /// What the picker would compact now.
-    fn next_plan(&self) -> Option<CompactionPlan> {
+    pub(super) fn next_plan(&self) -> Option<CompactionPlan> {
         picker::pick(
             &self.table_infos(),
             &self.cursors.borrow(),
@@ -63,110 +59,36 @@ impl Shard {
         )
     }
 
-    /// Stops the compactor: a running compaction is abandoned between keys
-    /// (its outputs removed; nothing is lost, the inputs stay listed).
-    pub(super) async fn stop_compaction(&self) {
-        self.stopping.set(true);
-        let _ = self.compact_wake.try_send(());
-        while self.compacting.get() {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-        // Replaced files no reader holds any more go now, not at the next
-        // start.
-        self.reap_graveyard().await;
-    }
-
-    /// Wakes the compactor and waits until it has nothing left to do, or
-    /// `max` passes (tests and tools; the compactor runs by itself).
-    pub async fn compact_until_idle(&self, max: Duration) -> Result<(), EngineError> {
-        let deadline = Instant::now() + max;
+    pub(super) async fn compact_loop(self: Rc<Self>, wakeups: Wakeups) {
         loop {
-            let busy = self.compacting.get() || self.next_plan().is_some();
-            if !busy {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if self.stopping.get() || now >= deadline {
-                return Err(EngineError::Internal {
-                    what: format!("shard {}: compaction did not settle in {max:?}", self.id),
-                });
-            }
-            let _ = self.compact_wake.try_send(());
-            self.wait_progress((deadline - now).min(Duration::from_millis(100)))
-                .await;
-        }
-    }
-
-    /// Checks the level invariants: the live tables are exactly the
-    /// manifest's, and below L0 each level's tables have disjoint ranges.
-    pub fn check_levels(&self) -> Result<(), String> {
-        let st = self.state.borrow();
-        let mut live: Vec<(u64, u8)> = st
-            .tables
-            .iter()
-            .map(|t| (t.meta.file_no, t.level()))
-            .collect();
-        let mut listed: Vec<(u64, u8)> = st
-            .manifest
-            .tables
-            .iter()
-            .map(|t| (t.file_no, t.level))
-            .collect();
-        live.sort_unstable();
-        listed.sort_unstable();
-        if live != listed {
-            return Err(format!(
-                "live tables {live:?} differ from the manifest's {listed:?}"
-            ));
-        }
-        let mut infos = self.table_infos();
-        infos.sort_by(|a, b| (a.level, &a.smallest).cmp(&(b.level, &b.smallest)));
-        for pair in infos.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            if a.level > 0 && a.level == b.level && a.largest >= b.smallest {
-                return Err(format!(
-                    "level {} tables {} and {} overlap",
-                    a.level, a.file_no, b.file_no
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn compact_loop(self: Rc<Self>, woken: LocalReceiver<()>) {
-        loop {
-            self.reap_graveyard().await;
-            if self.stopping.get() {
+            self.graveyard.reap().await;
+            if self.compactor.stopping() {
                 return;
             }
             let Some(plan) = self.next_plan() else {
-                let closed = if self.graveyard.borrow().is_empty() {
-                    woken.recv().await.is_none()
+                let woken = if self.graveyard.is_empty() {
+                    wakeups.next().await
                 } else {
                     // Replaced files wait for their readers: look again
                     // soon even if nothing else happens.
-                    futures_lite::future::or(async { woken.recv().await.is_none() }, async {
-                        glommio::timer::sleep(GRAVEYARD_RECHECK).await;
-                        false
-                    })
-                    .await
+                    wakeups.next_or_after(GRAVEYARD_RECHECK).await
                 };
-                if closed {
+                if !woken {
                     return;
                 }
                 continue;
             };
-            self.compacting.set(true);
-            let result = self.compact(&plan).await;
-            self.compacting.set(false);
-            self.notify_progress();
+            let result = self.compactor.job(self.compact(&plan)).await;
+            self.progress.notify();
             if let Err(e) = result {
-                if self.stopping.get() {
+                if self.compactor.stopping() {
                     return;
                 }
                 ShardCounters::bump(&self.counters.compaction_failures);
                 tracing::error!(shard = self.id, error = %e, "compaction failed; retrying in 1 s");
-                glommio::timer::sleep(Duration::from_secs(1)).await;
+                if !wakeups.next_or_after(COMPACTION_RETRY).await {
+                    return;
+                }
             }
         }
     }
@@ -178,14 +100,12 @@ impl Shard {
             return self.install_move(plan).await;
         }
         let (inputs, overlaps) = {
-            let st = self.state.borrow();
+            let version = self.tree.current();
             let find = |infos: &[TableInfo]| -> Result<Vec<Rc<Table>>, EngineError> {
                 let mut out = Vec::with_capacity(infos.len());
                 for info in infos {
-                    let t = st
-                        .tables
-                        .iter()
-                        .find(|t| t.meta.file_no == info.file_no)
+                    let t = version
+                        .table(info.file_no)
                         .ok_or_else(|| EngineError::Internal {
                             what: format!("compaction input {} is not live", info.file_no),
                         })?;
@@ -207,7 +127,8 @@ impl Shard {
             sources.push(RunScan::new(overlaps));
         }
         let all_tables = self.table_infos();
-        let next_file_no = || self.allocate_file_no();
+        let next_file_no = || self.tree.allocate_file_no();
+        let stopping = || self.compactor.stopping();
         let c = &self.config.compaction;
         let spec = MergeSpec {
             dir: &self.dir,
@@ -218,7 +139,7 @@ impl Shard {
             now_unix_ms: super::now_unix_ms(),
             tombstone_grace_ms: (c.tombstone_grace_s.saturating_mul(1000)).min(i64::MAX as u64)
                 as i64,
-            stop: &self.stopping,
+            stopping: &stopping,
             writers_waiting: &self.writers_waiting,
             next_file_no: &next_file_no,
         };
@@ -283,36 +204,28 @@ impl Shard {
         stored.into_result()
     }
 
-    /// One manifest edit: `replaced` out, `outputs` in, mirrored in the live
-    /// tables. `Err`: nothing changed (the outputs are the caller's to
-    /// remove). Stored but unsynced: installed, but the replaced files stay
-    /// on disk (start-up removes them once the new manifest is read; the old
-    /// one still needs them if a crash brings it back).
+    /// One manifest edit: `replaced` out, `outputs` in. `Err`: nothing
+    /// changed (the outputs are the caller's to remove). Stored but
+    /// unsynced: installed, but the replaced files stay on disk (start-up
+    /// removes them once the new manifest is read; the old one still needs
+    /// them if a crash brings it back).
     async fn install(
         &self,
         replaced: &HashSet<u64>,
         outputs: Vec<Rc<Table>>,
         plan: &CompactionPlan,
     ) -> Result<Stored, EngineError> {
-        let listed: Vec<_> = outputs.iter().map(|t| t.meta.clone()).collect();
+        let before = self.tree.current();
         let stored = self
-            .edit_manifest(
-                |next| {
-                    next.tables.retain(|t| !replaced.contains(&t.file_no));
-                    next.tables.extend(listed);
-                },
-                |st, stored| {
-                    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut st.tables)
-                        .into_iter()
-                        .partition(|t| replaced.contains(&t.meta.file_no));
-                    st.tables = kept;
-                    st.tables.extend(outputs);
-                    if stored.is_durable() {
-                        self.graveyard.borrow_mut().extend(gone);
-                    }
-                },
-            )
+            .tree
+            .edit(&self.dir, |v: &TreeVersion| {
+                v.merged(replaced, &outputs, plan.output_level)
+            })
             .await?;
+        if stored.is_durable() {
+            self.graveyard
+                .bury(replaced.iter().filter_map(|no| before.table(*no)).cloned());
+        }
         self.advance_cursor(plan);
         Ok(stored)
     }
@@ -324,22 +237,10 @@ impl Shard {
             return Ok(());
         };
         let stored = self
-            .edit_manifest(
-                |next| {
-                    for t in next
-                        .tables
-                        .iter_mut()
-                        .filter(|t| t.file_no == input.file_no)
-                    {
-                        t.level = plan.output_level;
-                    }
-                },
-                |st, _| {
-                    for t in st.tables.iter().filter(|t| t.meta.file_no == input.file_no) {
-                        t.set_level(plan.output_level);
-                    }
-                },
-            )
+            .tree
+            .edit(&self.dir, |v: &TreeVersion| {
+                v.moved(input.file_no, plan.output_level)
+            })
             .await?;
         self.advance_cursor(plan);
         ShardCounters::bump(&self.counters.compaction_trivial_moves);
@@ -349,24 +250,6 @@ impl Shard {
     fn advance_cursor(&self, plan: &CompactionPlan) {
         if let Some(slot) = self.cursors.borrow_mut().get_mut(plan.input_level as usize) {
             *slot = plan.next_cursor.clone();
-        }
-    }
-
-    /// Deletes the files of replaced tables no reader holds any more.
-    pub(super) async fn reap_graveyard(&self) {
-        let ready: Vec<Rc<Table>> = {
-            let mut g = self.graveyard.borrow_mut();
-            let (ready, wait): (Vec<_>, Vec<_>) =
-                g.drain(..).partition(|t| Rc::strong_count(t) == 1);
-            *g = wait;
-            ready
-        };
-        for t in ready {
-            let path = t.path().to_path_buf();
-            drop(t);
-            if let Err(e) = glommio::io::remove(&path).await {
-                tracing::warn!(file = %path.display(), error = %e, "cannot remove a compacted table");
-            }
         }
     }
 }

@@ -2,8 +2,9 @@
 //! compaction falls behind, instead of growing memory or level 0 without end.
 //!
 //! Owns the pure decision [`flow_state`] (unit tested), the admission step of
-//! the write path ([`Shard::admit_write`]), the progress signal flush and
-//! compaction raise, and the manifest lock. Invariants: a write past a stop
+//! the write path ([`Shard::admit_write`]). Writers past a stop threshold
+//! wait on the shard's progress signal, which flush and compaction raise.
+//! Invariants: a write past a stop
 //! threshold changes nothing until it is admitted, and waits at most
 //! `write_stall_timeout_ms` before answering MEMORY_PRESSURE; a slowed-down
 //! write waits at most 8 x `write_slowdown_delay_us` (and then, if a stop
@@ -14,7 +15,6 @@
 use super::{Shard, ShardCounters};
 use crate::config::StorageConfig;
 use crate::engine::EngineError;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// What flow control does with the next write.
@@ -61,16 +61,11 @@ pub fn flow_state(
 impl Shard {
     /// Level-0 tables now.
     pub(super) fn l0_tables(&self) -> usize {
-        self.state
-            .borrow()
-            .tables
-            .iter()
-            .filter(|t| t.level() == 0)
-            .count()
+        self.tree.current().level(0).len()
     }
 
     fn flow_now(&self) -> FlowState {
-        let immutables = self.state.borrow().immutables.len();
+        let immutables = self.tree.current().immutables().len();
         flow_state(
             self.l0_tables(),
             immutables,
@@ -120,7 +115,7 @@ impl Shard {
                     what: format!("shard {}: {why}; retry with backoff", self.id),
                 });
             }
-            self.wait_progress(deadline - now).await;
+            self.progress.wait_at_most(deadline - now).await;
         };
         self.writers_waiting
             .set(self.writers_waiting.get().saturating_sub(1));
@@ -132,27 +127,6 @@ impl Shard {
             self.rotate_memtable_if_room();
         }
         result
-    }
-
-    /// Waits until a flush or compaction completes, or `max` passes.
-    pub(super) async fn wait_progress(&self, max: Duration) {
-        let sem = Rc::clone(&self.progress.borrow());
-        futures_lite::future::or(
-            async {
-                let _ = sem.acquire(1).await;
-            },
-            glommio::timer::sleep(max),
-        )
-        .await;
-    }
-
-    /// Wakes everyone waiting in `wait_progress`.
-    pub(super) fn notify_progress(&self) {
-        let old = std::mem::replace(
-            &mut *self.progress.borrow_mut(),
-            Rc::new(glommio::sync::Semaphore::new(0)),
-        );
-        old.close();
     }
 }
 

@@ -33,20 +33,25 @@ impl Shard {
         for (i, l) in levels.iter_mut().enumerate() {
             l.target_bytes = picker::level_target_bytes(i, &cfg).unwrap_or(0);
         }
-        for t in self.state.borrow().tables.iter() {
-            let i = (t.level() as usize).min(LEVELS - 1);
+        let version = self.tree.current();
+        for (level, t) in version.tables_by_level() {
+            let i = (level as usize).min(LEVELS - 1);
             levels[i].tables += 1;
-            levels[i].bytes += t.meta.file_bytes;
+            levels[i].bytes += t.file_bytes();
         }
-        let st = self.state.borrow();
+        let active = self.tree.active();
         ShardStats {
             shard: self.id,
-            keys: st.memtable.len() as u64 + st.tables.iter().map(|t| t.meta.entries).sum::<u64>(),
-            memtable_bytes: st.memtable.bytes() as u64,
-            immutable_memtables: st.immutables.len() as u64,
-            immutable_bytes: st.immutables.iter().map(|i| i.mem.bytes() as u64).sum(),
-            sstables: st.tables.len() as u64,
-            sstable_bytes: st.tables.iter().map(|t| t.meta.file_bytes).sum(),
+            keys: active.len() as u64 + version.tables().map(|t| t.entries()).sum::<u64>(),
+            memtable_bytes: active.bytes() as u64,
+            immutable_memtables: version.immutables().len() as u64,
+            immutable_bytes: version
+                .immutables()
+                .iter()
+                .map(|i| i.mem.bytes() as u64)
+                .sum(),
+            sstables: version.tables().count() as u64,
+            sstable_bytes: version.tables().map(|t| t.file_bytes()).sum(),
             flushes: self.counters.flushes.get(),
             flush_bytes: self.counters.flush_bytes.get(),
             levels,
@@ -68,9 +73,9 @@ impl Shard {
         // resets them), so every read is added to running totals.
         ShardCounters::add(
             &k.compaction_cpu_micros,
-            queue_micros(self.task_queues.compaction),
+            queue_micros(self.compactor.queue()),
         );
-        ShardCounters::add(&k.flush_cpu_micros, queue_micros(self.task_queues.flush));
+        ShardCounters::add(&k.flush_cpu_micros, queue_micros(self.flusher.queue()));
         ShardCounters::add(
             &k.executor_cpu_micros,
             glommio::executor()
@@ -91,7 +96,7 @@ impl Shard {
             throttled_micros: k.compaction_throttled_micros.get(),
             keys_purged: k.compaction_keys_purged.get(),
             failures: k.compaction_failures.get(),
-            running: self.compacting.get(),
+            running: self.compactor.busy(),
             cpu_micros: k.compaction_cpu_micros.get(),
             flush_cpu_micros: k.flush_cpu_micros.get(),
             executor_cpu_micros: k.executor_cpu_micros.get(),

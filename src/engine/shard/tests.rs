@@ -1,6 +1,8 @@
 //! Unit tests of a shard inside a glommio executor on a temp directory.
 
 use super::*;
+use crate::engine::{EngineError, PutClock, ShardOp, ShardReply};
+use crate::model::VersionSet;
 use crate::model::{KeyRef, VectorClock};
 use bytes::Bytes;
 use std::time::Duration;
@@ -441,7 +443,7 @@ fn compaction_moves_data_down_and_deletes_replaced_files() {
             .compact_until_idle(Duration::from_secs(10))
             .await
             .unwrap();
-        shard.reap_graveyard().await;
+        shard.graveyard.reap().await;
         let on_disk = files_with_prefix(&dir, "sst-").len() as u64;
         assert_eq!(on_disk, shard.stats().sstables);
         shard.close().await.unwrap();
@@ -636,4 +638,28 @@ fn compaction_manifest_sync_failure_then_crash_with_the_new_manifest() {
 #[test]
 fn compaction_manifest_sync_failure_then_crash_with_the_old_manifest() {
     manifest_sync_failure_during_compaction(true);
+}
+
+#[test]
+fn a_read_that_spans_a_rotation_and_its_flush_still_sees_the_flushed_write() {
+    with_executor(|dir| async move {
+        let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())
+            .await
+            .unwrap();
+        let key = KeyRef::new("t", "k");
+        // The read's table step runs on a version with no table and no
+        // memtable holding the key.
+        let read = shard.table_versions(&key.storage_key).await.unwrap();
+        // Meanwhile: a write, a rotation and the flush that moves the
+        // write into a table the read never looked at.
+        shard.execute(put(&key, Some("v"), PutClock::Blind)).await;
+        shard.flush(Duration::from_secs(10)).await.unwrap();
+        assert!(shard.tree.current().immutables().is_empty());
+        assert!(shard.tree.active().is_empty());
+        // The read's memtable step follows the versions installed since.
+        let set = shard.reconcile(&key.storage_key, read);
+        assert_eq!(set.versions().len(), 1, "{set:?}");
+        assert_eq!(set.versions()[0].value.as_deref(), Some(&b"v"[..]));
+        shard.close().await.unwrap();
+    });
 }

@@ -6,8 +6,10 @@
 //! submodules, streaming table creation ([`writer`]) and sequential scans
 //! for compaction ([`scan`]). The pure format lives in
 //! `storage::sstable`. Invariants: a table is opened only from a complete,
-//! synced file named by the manifest; every block read is checksum-verified
-//! before use, and a failed check is reported as corruption, never as data.
+//! synced file named by the manifest, and never changes once open (its
+//! level is the tree version's to say, not the table's); every block read
+//! is checksum-verified before use, and a failed check is reported as
+//! corruption, never as data.
 
 use super::EngineError;
 use crate::model::{Version, VersionSet};
@@ -15,7 +17,6 @@ use crate::storage::manifest::{table_file_name, TableMeta};
 use crate::storage::sstable::{self, Filter, Footer, Index, SstError};
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -26,11 +27,9 @@ pub use scan::RunScan;
 pub use writer::TableWriter;
 
 pub struct Table {
-    /// The manifest entry the table was opened with (`meta.level` is the
-    /// level at open; [`Table::level`] is current).
-    pub meta: TableMeta,
-    /// Current level: a trivial move changes it without rewriting the file.
-    level: Cell<u8>,
+    /// The manifest entry the table was opened with; its `level` is where
+    /// the table was at open, so only [`Table::meta_at`] hands it out.
+    meta: TableMeta,
     path: PathBuf,
     file: Rc<DmaFile>,
     index: Index,
@@ -128,7 +127,6 @@ impl Table {
         let raw = read_exact(&file, &path, r.start, (r.end - r.start) as usize).await?;
         let filter = Filter::parse(&raw).map_err(|e| sst_error(&path, e.rebase(r.start)))?;
         Ok(Self {
-            level: Cell::new(meta.level),
             meta,
             path,
             file: Rc::new(file),
@@ -165,12 +163,34 @@ impl Table {
         &self.path
     }
 
-    pub fn level(&self) -> u8 {
-        self.level.get()
+    pub fn file_no(&self) -> u64 {
+        self.meta.file_no
     }
 
-    /// Records a trivial move (the manifest edit is the caller's).
-    pub fn set_level(&self, level: u8) {
-        self.level.set(level);
+    pub fn file_bytes(&self) -> u64 {
+        self.meta.file_bytes
+    }
+
+    /// Keys the table holds.
+    pub fn entries(&self) -> u64 {
+        self.meta.entries
+    }
+
+    /// Smallest key (inclusive).
+    pub fn smallest(&self) -> &Bytes {
+        &self.meta.smallest
+    }
+
+    /// Largest key (inclusive).
+    pub fn largest(&self) -> &Bytes {
+        &self.meta.largest
+    }
+
+    /// The manifest entry of this table at `level`.
+    pub fn meta_at(&self, level: u8) -> TableMeta {
+        TableMeta {
+            level,
+            ..self.meta.clone()
+        }
     }
 }

@@ -1,0 +1,157 @@
+//! The write path of a shard: one put (Write, Delete, Repair) from
+//! admission to a durable answer, and memtable rotation.
+//!
+//! Owns [`Shard::put`], the per-key bound check, and deciding when the
+//! active memtable becomes immutable. Order of a put: WAL room, flow
+//! control ([`super::flow`]), the key's versions from the tables (async),
+//! then in one synchronous step: merge with the memtables, decide (stale,
+//! or the stamp of a blind write), check the bounds, queue the WAL record,
+//! apply to the memtable; answer when the record is durable. Invariants:
+//! log order is apply order; a refused put changes nothing; a record the
+//! WAL cannot encode never reaches the memtable; a put that changes
+//! nothing still waits for the WAL to be durable up to that point, so a
+//! retried write is never acknowledged before its original is on disk.
+
+use super::immutable::Immutable;
+use super::{now_unix_ms, Shard, ShardCounters};
+use crate::engine::ops::{PutClock, ShardReply};
+use crate::engine::EngineError;
+use crate::model::{ApplyOutcome, PutKind, PutOrigin, VectorClock, Version, VersionSet};
+use crate::storage::wal::format::Record;
+use bytes::Bytes;
+use std::rc::Rc;
+
+impl Shard {
+    pub(super) async fn put(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        clock: PutClock,
+        origin: PutOrigin,
+    ) -> Result<ShardReply, EngineError> {
+        let estimate = key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
+        self.wal.check_room(estimate)?;
+        self.admit_write().await?;
+        let from_tables = self.table_versions(&key).await?;
+        // From here to the WAL submit: no await. The WAL may have failed or
+        // closed during the awaits above: check again before changing anything.
+        self.wal.check_room(0)?;
+        let mut full = self.reconcile(&key, from_tables);
+        let (kind, clock) = match (origin, clock) {
+            (PutOrigin::Replica, PutClock::Given(c)) => (PutKind::Replica, c),
+            (PutOrigin::Client, PutClock::Given(c)) => {
+                // The ids the key holds matter only to a clock wider than
+                // the bound (is it a write-back adding one id?).
+                let ids_before = if c.entries().len() > self.bounds.key_clock_ids_max {
+                    full.merged_clock().entries().len()
+                } else {
+                    0
+                };
+                (PutKind::Client { ids_before }, c)
+            }
+            (_, PutClock::Blind) => (PutKind::Blind, {
+                full.blind_clock(&self.node_id)
+                    .ok_or_else(|| EngineError::Invalid {
+                        what: format!(
+                    "vector_clock: this node's counter ({}) is at its maximum, a blind write \
+                     cannot supersede the stored versions; write with an explicit clock",
+                    self.node_id
+                ),
+                    })?
+            }),
+        };
+        let version = Version {
+            clock,
+            timestamp_ms: now_unix_ms(),
+            value,
+        };
+        let (stored, ticket, merged) = match full.apply(version.clone()) {
+            ApplyOutcome::Stale => (false, self.wal.barrier(), full.merged_clock()),
+            ApplyOutcome::Stored { .. } => {
+                let merged = full.merged_clock();
+                self.check_bounds(&key, &full, &merged, kind)?;
+                // Queued first: a record the WAL cannot encode is refused
+                // here, before the memtable (and so any reader) sees it.
+                let ticket = self.wal.submit(Record::Put {
+                    key: key.clone(),
+                    version: version.clone(),
+                })?;
+                self.tree.active_mut().apply(&key, version);
+                (true, ticket, merged)
+            }
+        };
+        if stored && self.memtable_due() {
+            self.rotate_memtable_if_room();
+        }
+        ticket.wait().await?;
+        Ok(ShardReply::Put {
+            stored,
+            clock: merged,
+        })
+    }
+
+    /// Checks the per-key bounds on the set a put would leave (`after`,
+    /// merged clock `merged`): a refused put changes nothing; a replica put
+    /// past a soft bound is accepted, counted and logged.
+    fn check_bounds(
+        &self,
+        key: &[u8],
+        after: &VersionSet,
+        merged: &VectorClock,
+        kind: PutKind,
+    ) -> Result<(), EngineError> {
+        // The storage key is a 2-byte tenant length, then tenant and key.
+        let tenant_key_bytes = key.len().saturating_sub(2);
+        match self.bounds.check(after, merged, tenant_key_bytes, kind) {
+            Ok(None) => Ok(()),
+            Ok(Some(past)) => {
+                let n = self.counters.replica_puts_past_bounds.get() + 1;
+                ShardCounters::bump(&self.counters.replica_puts_past_bounds);
+                // The first few, then one in a thousand: a flood of repairs
+                // must not flood the log.
+                if n <= 10 || n.is_multiple_of(1000) {
+                    let identity = crate::model::key::decode_storage_key(key);
+                    tracing::warn!(shard = self.id, key = ?identity, count = n, bound = %past,
+                        "a repair left a key past a per-key bound (accepted: another replica holds it)");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                ShardCounters::bump(&self.counters.puts_refused_by_bounds);
+                Err(EngineError::Invalid {
+                    what: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The memtable should become immutable: it is full, or the WAL written
+    /// since the last rotation (overwrites of the same keys grow the WAL but
+    /// not the memtable) passed `wal_bytes_per_memtable_max`, bounding what
+    /// a restart replays.
+    pub(super) fn memtable_due(&self) -> bool {
+        let active = self.tree.active();
+        let wal_since = self.wal.submitted_bytes() - self.wal_bytes_at_rotation.get();
+        !active.is_empty()
+            && (active.bytes() >= self.config.memtable_bytes_max
+                || wal_since >= self.config.wal_bytes_per_memtable_max)
+    }
+
+    pub(super) fn rotate_memtable_if_room(&self) {
+        let room = self.tree.current().immutables().len() < self.config.immutable_memtables_max;
+        if room && self.memtable_due() {
+            self.rotate_memtable();
+        }
+    }
+
+    /// Makes the memtable immutable and starts a fresh one and a fresh WAL
+    /// segment, in one synchronous step.
+    pub(super) fn rotate_memtable(&self) {
+        let wal_from = self.wal.rotate();
+        self.wal_bytes_at_rotation.set(self.wal.submitted_bytes());
+        let mem = std::mem::take(&mut *self.tree.active_mut());
+        let imm = Rc::new(Immutable::rotated(mem, wal_from));
+        self.tree.install(self.tree.current().rotated(imm));
+        self.flusher.wake();
+    }
+}
