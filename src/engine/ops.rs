@@ -45,6 +45,8 @@ pub struct ShardStats {
     pub immutable_bytes: u64,
     pub sstables: u64,
     pub sstable_bytes: u64,
+    /// Memory the open tables hold (indexes and filters).
+    pub sstable_memory_bytes: u64,
     pub flushes: u64,
     pub flush_bytes: u64,
     /// Tables and bytes per level, L0 first.

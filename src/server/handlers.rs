@@ -289,6 +289,10 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
                 metrics.insert(format!("{p}immutable_bytes"), s.immutable_bytes.to_string());
                 metrics.insert(format!("{p}sstables"), s.sstables.to_string());
                 metrics.insert(format!("{p}sstable_bytes"), s.sstable_bytes.to_string());
+                metrics.insert(
+                    format!("{p}sstable_memory_bytes"),
+                    s.sstable_memory_bytes.to_string(),
+                );
                 metrics.insert(format!("{p}flushes"), s.flushes.to_string());
                 metrics.insert(format!("{p}flush_bytes"), s.flush_bytes.to_string());
                 insert_engine_figures(&mut metrics, &p, &s);

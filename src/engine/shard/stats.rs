@@ -52,6 +52,7 @@ impl Shard {
                 .sum(),
             sstables: version.tables().count() as u64,
             sstable_bytes: version.tables().map(|t| t.file_bytes()).sum(),
+            sstable_memory_bytes: version.tables().map(|t| t.memory_bytes()).sum(),
             flushes: self.counters.flushes.get(),
             flush_bytes: self.counters.flush_bytes.get(),
             levels,

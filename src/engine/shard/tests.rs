@@ -355,6 +355,9 @@ fn flushed_tables_serve_reads_and_wal_is_released() {
         let stats = shard.stats();
         assert!(stats.sstables >= 2, "{stats:?}");
         assert_eq!(stats.immutable_memtables, 0);
+        // 200 keys in 2 KiB blocks: an index entry per block with its key,
+        // and a filter fingerprint per key at least.
+        assert!(stats.sstable_memory_bytes >= 200, "{stats:?}");
         for i in 0..200 {
             let key = KeyRef::new("t", &format!("k{i:03}"));
             let ShardReply::Get { versions } = shard.execute(ShardOp::Get { key }).await else {

@@ -186,6 +186,11 @@ impl Table {
         &self.meta.largest
     }
 
+    /// Memory the open table holds: its index and filter.
+    pub fn memory_bytes(&self) -> u64 {
+        (self.index.heap_bytes() + self.filter.heap_bytes()) as u64
+    }
+
     /// The manifest entry of this table at `level`.
     pub fn meta_at(&self, level: u8) -> TableMeta {
         TableMeta {

@@ -64,6 +64,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Heap bytes this filter holds in memory (its fingerprints).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Fuse(f) => f.fingerprints.len(),
+            Repr::Empty | Repr::Pass => 0,
+        }
+    }
+
     /// Builds a filter over `hashes` (any order, duplicates allowed: they are
     /// removed first, as binary fuse construction needs distinct keys).
     pub fn build(mut hashes: Vec<u64>) -> Filter {

@@ -176,6 +176,13 @@ impl Index {
         self.entries.last().map(|e| &e.last_key)
     }
 
+    /// Heap bytes this index holds in memory (entries and their keys).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<IndexEntry>()
+            + self.entries.iter().map(|e| e.last_key.len()).sum::<usize>()
+            + self.first_key.as_ref().map_or(0, |k| k.len())
+    }
+
     /// Total entries over all blocks.
     pub fn entry_count(&self) -> u64 {
         self.entries
