@@ -65,8 +65,8 @@ impl Shard {
         edit(&mut next);
         let stored = match manifest::store(&self.dir, &next).await {
             Ok(()) => Stored::Durable,
-            Err(StoreError::NotStored(e)) => return Err(e),
-            Err(StoreError::Unsynced(e)) => Stored::Unsynced(e),
+            Err(StoreError::NotStored(e)) => return Err(e.into()),
+            Err(StoreError::Unsynced(e)) => Stored::Unsynced(e.into()),
         };
         {
             let mut st = self.state.borrow_mut();

@@ -342,7 +342,7 @@ impl Shard {
         self.stop_compaction().await;
         let flushed = self.flush(Duration::from_secs(60)).await;
         let closed = self.wal.close().await;
-        flushed.and(closed)
+        flushed.and(closed.map_err(EngineError::from))
     }
 
     /// Makes the memtable immutable and waits (up to `max`) until every
