@@ -155,6 +155,40 @@ impl Record {
     }
 }
 
+/// What follows the last valid batch when nothing of this segment does
+/// (judged by [`super::scan`]; defined here, with the errors that name it,
+/// so the format depends on nothing above it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanEnd {
+    /// The data ends at `valid_end`.
+    EndOfData,
+    /// Zeros (a preallocated file, or the writer's padding).
+    Zeroed,
+    /// Bytes that are not a batch header (old contents of a recycled file).
+    NotABatch,
+    /// A well-formed batch of another segment (old contents of a recycled
+    /// file).
+    OtherSegment(SegmentId),
+    /// A well-formed batch of this segment with a lower sequence number than
+    /// expected (older contents).
+    StaleSequence { expected: u64, found: u64 },
+}
+
+impl fmt::Display for CleanEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CleanEnd::EndOfData => write!(f, "end of data"),
+            CleanEnd::Zeroed => write!(f, "zeros"),
+            CleanEnd::NotABatch => write!(f, "bytes that are not a batch"),
+            CleanEnd::OtherSegment(id) => write!(f, "a batch of {id}"),
+            CleanEnd::StaleSequence { expected, found } => write!(
+                f,
+                "a stale batch starting at seq {found} (expected {expected})"
+            ),
+        }
+    }
+}
+
 /// Why WAL bytes did not encode or decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalFormatError {
@@ -259,7 +293,7 @@ pub enum WalFormatError {
     /// Where the next batch should be, something that is not one, described
     /// by the clean end it would otherwise have been (reported when a later
     /// batch of this segment proves the log went on).
-    NotNextBatch(super::scan::CleanEnd),
+    NotNextBatch(CleanEnd),
 }
 
 impl WalFormatError {
