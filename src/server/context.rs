@@ -7,8 +7,8 @@
 //! own core. Invariant: each counter is raised only through a guard that
 //! lowers it again on drop, so counts never leak on error paths.
 
+use super::router::Router;
 use crate::config::Config;
-use crate::runtime::router::Router;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
