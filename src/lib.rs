@@ -16,6 +16,11 @@
 //! A layer may skip down (the runtime opens the data directory in
 //! `storage`), never up: storage knows nothing of the engine, the engine
 //! nothing of the server, the server nothing of the runtime.
+//!
+//! Public are only what the binary and the benches use (`config`, `model`,
+//! `runtime`, `server::read_answer`, `telemetry`, the wire types) plus, until
+//! its rewrite settles, `engine`; `storage` and the rest of `server` are
+//! crate-private, so the compiler reports what nothing uses.
 
 pub mod config;
 pub mod engine;
@@ -23,5 +28,5 @@ pub mod model;
 pub mod proto;
 pub mod runtime;
 pub mod server;
-pub mod storage;
+pub(crate) mod storage;
 pub mod telemetry;

@@ -8,7 +8,7 @@
 //! stops accepting, lets connections drain within `drain_timeout_ms`, then
 //! waits at a barrier so no core leaves while another may still forward to it.
 
-pub mod port;
+pub(crate) mod port;
 
 use crate::config::Config;
 use crate::engine::Shard;

@@ -10,10 +10,10 @@
 //! config) and never the runtime, which builds a core's router and context
 //! and hands them connections.
 
-pub mod conn;
-pub mod context;
-pub mod convert;
-pub mod grpc;
-pub mod handlers;
+pub(crate) mod conn;
+pub(crate) mod context;
+pub(crate) mod convert;
+pub(crate) mod grpc;
+pub(crate) mod handlers;
 pub mod read_answer;
-pub mod router;
+pub(crate) mod router;

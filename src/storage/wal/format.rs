@@ -76,7 +76,7 @@
 //!
 //! # Invariants
 //!
-//! - [`encode_batch`] only produces what [`decode_payload`] accepts: a record
+//! - [`encode_batch_into`] only produces what [`decode_payload`] accepts: a record
 //!   the decoder would refuse (a clock counter above `i64::MAX`, an oversized
 //!   field) is refused at encode time, before any byte is written.
 //! - Decoding never trusts a length and never panics: every read is
@@ -470,7 +470,8 @@ pub fn payload_len(records: &[Record]) -> usize {
         .fold(0usize, |acc, r| acc.saturating_add(r.encoded_len()))
 }
 
-/// Total bytes [`encode_batch`] writes for `records` (header + payload).
+/// Total bytes a batch of `records` takes (header + payload), saturating.
+#[cfg(test)]
 pub fn batch_len(records: &[Record]) -> usize {
     BATCH_HEADER_LEN.saturating_add(payload_len(records))
 }
@@ -547,8 +548,17 @@ fn check_batch(
     Ok(len)
 }
 
+/// Checks that `records` form an encodable batch starting at `first_seq`
+/// and returns the batch's length (header + payload): what
+/// [`encode_batch_into`] will write, known before any buffer is allocated.
+pub fn checked_batch_len(first_seq: u64, records: &[Record]) -> Result<usize, WalFormatError> {
+    Ok(BATCH_HEADER_LEN + check_batch(first_seq, records, MAX_PAYLOAD_LEN)?)
+}
+
 /// Appends one batch to `out` and returns its length. On error nothing is
-/// appended.
+/// appended. (The tests' convenience; the writer encodes in place with
+/// [`encode_batch_into`].)
+#[cfg(test)]
 pub fn encode_batch(
     out: &mut Vec<u8>,
     segment: SegmentId,
@@ -558,6 +568,7 @@ pub fn encode_batch(
     encode_batch_limited(out, segment, first_seq, records, MAX_PAYLOAD_LEN)
 }
 
+#[cfg(test)]
 fn encode_batch_limited(
     out: &mut Vec<u8>,
     segment: SegmentId,

@@ -5,7 +5,7 @@
 //! log order is the apply order; they then await the returned ticket, which
 //! resolves once the record's batch is durable (sync mode `always`/`batch`) or
 //! at once (`periodic`). The committer takes every record queued so far,
-//! frames them as one batch, writes the partial tail block plus the batch in
+//! frames them as one batch encoded straight into the DMA buffer, writes the partial tail block plus the batch in
 //! one aligned DMA write, and fdatasyncs once: records that arrive meanwhile
 //! form the next batch.
 //!
@@ -191,16 +191,29 @@ impl Segment {
         })
     }
 
-    /// Writes `batch` after the last one: one aligned write of tail + batch.
-    async fn append(&mut self, batch: &[u8], stats: &WalStats) -> Result<(), StorageError> {
-        let len = self.tail.len() + batch.len();
+    /// Writes the batch of `records` (`batch_len` bytes, as
+    /// [`format::checked_batch_len`] said) after the last one: one aligned
+    /// write of tail + batch, the batch encoded in place in the DMA buffer.
+    async fn append(
+        &mut self,
+        batch: BatchToWrite<'_>,
+        stats: &WalStats,
+    ) -> Result<(), StorageError> {
+        let len = self.tail.len() + batch.len;
         let padded = (len as u64).div_ceil(ALIGN) * ALIGN;
         let mut buf = self.file.alloc_dma_buffer(padded as usize);
         let bytes = buf.as_bytes_mut();
         bytes[..self.tail.len()].copy_from_slice(&self.tail);
-        bytes[self.tail.len()..len].copy_from_slice(batch);
+        let encoded = format::encode_batch_into(
+            &mut bytes[self.tail.len()..len],
+            batch.segment,
+            batch.first_seq,
+            batch.records,
+        )
+        .map_err(StorageError::Framing)?;
+        debug_assert_eq!(encoded, batch.len);
         bytes[len..].fill(0);
-        let end = self.pos + batch.len() as u64;
+        let end = self.pos + batch.len as u64;
         let new_aligned = end / ALIGN * ALIGN;
         // The bytes of the last, partial block: rewritten by the next commit.
         let new_tail = bytes[(new_aligned - self.aligned_start) as usize..len].to_vec();
@@ -238,6 +251,16 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A checked batch, encoded by [`Segment::append`] straight into its write
+/// buffer.
+struct BatchToWrite<'a> {
+    segment: format::SegmentId,
+    first_seq: u64,
+    records: &'a [Record],
+    /// Header plus payload bytes.
+    len: usize,
 }
 
 /// Where the writer starts after recovery.
@@ -528,16 +551,18 @@ impl Committer {
     async fn commit(&mut self, records: &[Record]) -> Result<(), StorageError> {
         let shared = Rc::clone(&self.shared);
         let stats = &shared.stats;
-        let mut batch = Vec::new();
-        format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records)
-            .map_err(StorageError::Framing)?;
-        if self.segment.pos + batch.len() as u64 > self.segment_bytes_max {
+        let len =
+            format::checked_batch_len(self.next_seq, records).map_err(StorageError::Framing)?;
+        if self.segment.pos + len as u64 > self.segment_bytes_max {
             self.next_segment().await?;
-            batch.clear();
-            format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records)
-                .map_err(StorageError::Framing)?;
         }
-        self.segment.append(&batch, stats).await?;
+        let batch = BatchToWrite {
+            segment: self.segment_id(),
+            first_seq: self.next_seq,
+            records,
+            len,
+        };
+        self.segment.append(batch, stats).await?;
         self.segment.sync(stats).await?;
         self.next_seq += records.len() as u64;
         add(&stats.records, records.len() as u64);
