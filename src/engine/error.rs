@@ -3,7 +3,12 @@
 //! Every failure a shard can answer is one variant here; the server layer maps
 //! each to a wire error code. `is_corruption()` singles out data that failed
 //! verification, which is reported as CORRUPTED_DATA and never served.
+//! Storage failures arrive as [`StorageError`] and become an `EngineError`
+//! through `From`, which keeps their text and picks the variant (so the wire
+//! code) from what the storage error says: a full disk, corruption, a refused
+//! record, a WAL backlog, or anything else.
 
+use crate::storage::error::{IntoIoError, StorageError};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +38,33 @@ impl EngineError {
     }
 
     /// [`EngineError::io`] for work that can run out of space: a full
-    /// device (ENOSPC) is [`EngineError::DiskFull`].
-    pub fn io_or_disk_full(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
-        let text = e.to_string();
-        if text.contains("os error 28") || text.contains("No space left") {
-            return EngineError::DiskFull;
+    /// device (ENOSPC or EDQUOT, by errno) is [`EngineError::DiskFull`].
+    pub fn io_or_disk_full(path: &Path, what: &'static str, e: impl IntoIoError) -> Self {
+        StorageError::io(what, path, e).into()
+    }
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        if e.is_disk_full() {
+            EngineError::DiskFull
+        } else if e.is_corruption() {
+            EngineError::Corrupted {
+                what: e.to_string(),
+            }
+        } else if e.is_invalid_request() {
+            EngineError::Invalid {
+                what: e.to_string(),
+            }
+        } else if e.is_overloaded() {
+            EngineError::Overloaded {
+                what: e.to_string(),
+            }
+        } else {
+            EngineError::Internal {
+                what: e.to_string(),
+            }
         }
-        Self::io(path, what, text)
     }
 }
 
@@ -56,3 +81,101 @@ impl std::fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::wal::format::WalFormatError;
+    use std::io;
+
+    fn path() -> &'static Path {
+        Path::new("/data/shard-001/MANIFEST")
+    }
+
+    #[test]
+    fn disk_full_by_errno_not_text() {
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(
+            EngineError::io_or_disk_full(path(), "write", full),
+            EngineError::DiskFull
+        );
+        let quota = io::Error::from_raw_os_error(libc::EDQUOT);
+        assert_eq!(
+            EngineError::from(StorageError::io("sync", path(), quota)),
+            EngineError::DiskFull
+        );
+        let lookalike = io::Error::other("No space left (os error 28)");
+        assert_eq!(
+            EngineError::io_or_disk_full(path(), "write", lookalike),
+            EngineError::Internal {
+                what: "write /data/shard-001/MANIFEST: No space left (os error 28)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn storage_errors_keep_their_code_and_text() {
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        let text = eio.to_string();
+        assert_eq!(
+            EngineError::from(StorageError::io("read", path(), eio)),
+            EngineError::io(path(), "read", text)
+        );
+        assert_eq!(
+            EngineError::from(StorageError::corrupted(
+                "manifest",
+                path(),
+                None,
+                "checksum mismatch"
+            )),
+            EngineError::Corrupted {
+                what: "manifest /data/shard-001/MANIFEST: checksum mismatch".into()
+            }
+        );
+        assert_eq!(
+            EngineError::from(StorageError::corrupted("WAL segment", path(), Some(9), "x")),
+            EngineError::Corrupted {
+                what: "WAL segment /data/shard-001/MANIFEST at byte 9: x".into()
+            }
+        );
+        assert_eq!(
+            EngineError::from(StorageError::WrongShard {
+                file: "manifest",
+                path: path().into(),
+                found: 1,
+                expected: 2
+            }),
+            EngineError::Corrupted {
+                what: "manifest /data/shard-001/MANIFEST belongs to shard 1, not 2".into()
+            }
+        );
+        assert_eq!(
+            EngineError::from(StorageError::InvalidRecord(WalFormatError::EmptyBatch)),
+            EngineError::Invalid {
+                what: "the version cannot be stored: a batch needs at least one record".into()
+            }
+        );
+        assert_eq!(
+            EngineError::from(StorageError::WalBacklog {
+                pending: 10,
+                limit: 8
+            }),
+            EngineError::Overloaded {
+                what: "10 bytes of WAL records are waiting for the disk (limit 8)".into()
+            }
+        );
+        for (e, what) in [
+            (StorageError::WalClosed, "the WAL is closed"),
+            (StorageError::WalStopped, "the WAL committer stopped"),
+            (
+                StorageError::Framing(WalFormatError::EmptyBatch),
+                "cannot frame WAL batch: a batch needs at least one record",
+            ),
+        ] {
+            assert_eq!(
+                EngineError::from(e),
+                EngineError::Internal { what: what.into() }
+            );
+        }
+    }
+}

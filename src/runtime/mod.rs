@@ -8,17 +8,16 @@
 //! stops accepting, lets connections drain within `drain_timeout_ms`, then
 //! waits at a barrier so no core leaves while another may still forward to it.
 
-pub mod port;
-pub mod router;
+pub(crate) mod port;
 
 use crate::config::Config;
 use crate::engine::Shard;
+use crate::server::router::{MeshMsg, Router};
 use crate::server::{conn, context::CoreContext};
 use crate::storage::datadir::{shard_dir, DataDir};
 use futures_lite::future;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
-use router::{MeshMsg, Router};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -7,8 +7,8 @@
 //! own core. Invariant: each counter is raised only through a guard that
 //! lowers it again on drop, so counts never leak on error paths.
 
+use super::router::Router;
 use crate::config::Config;
-use crate::runtime::router::Router;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -66,7 +66,6 @@ pub struct CoreContext {
     inflight_bytes: Cell<usize>,
     /// Closed when the node begins shutting down; waiting on it returns then.
     shutdown: Semaphore,
-    shutting_down: Cell<bool>,
 }
 
 /// Lowers a counter by `amount` when dropped.
@@ -109,7 +108,6 @@ impl CoreContext {
             inflight_requests: Cell::new(0),
             inflight_bytes: Cell::new(0),
             shutdown: Semaphore::new(0),
-            shutting_down: Cell::new(false),
         }
     }
 
@@ -210,12 +208,7 @@ impl CoreContext {
 
     /// Starts shutdown on this core: every `wait_shutdown` returns.
     pub fn begin_shutdown(&self) {
-        self.shutting_down.set(true);
         self.shutdown.close();
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.get()
     }
 
     /// Returns once shutdown has begun.

@@ -21,7 +21,6 @@ pub enum Code {
     DeadlineExceeded = 4,
     ResourceExhausted = 8,
     Unimplemented = 12,
-    Internal = 13,
     Unavailable = 14,
 }
 

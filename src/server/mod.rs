@@ -1,12 +1,19 @@
-//! The gRPC server: HTTP/2 connections, gRPC framing and the service methods.
+//! The request path: HTTP/2 connections, gRPC framing, the service methods
+//! and the routing of each request to the shard that owns its key.
 //!
 //! `grpc`, `convert` and `read_answer` are pure; `conn` drives h2 on a glommio socket;
-//! `handlers` maps each method onto shard operations; `context` holds the
-//! per-core admission state all connections of a core share.
+//! `handlers` maps each method onto shard operations; `router` carries an
+//! operation to the core owning its shard over the channel mesh; `context`
+//! holds the per-core admission state all connections of a core share.
+//!
+//! Layering: this module uses the engine (and below it storage, model and
+//! config) and never the runtime, which builds a core's router and context
+//! and hands them connections.
 
-pub mod conn;
-pub mod context;
-pub mod convert;
-pub mod grpc;
-pub mod handlers;
+pub(crate) mod conn;
+pub(crate) mod context;
+pub(crate) mod convert;
+pub(crate) mod grpc;
+pub(crate) mod handlers;
 pub mod read_answer;
+pub(crate) mod router;

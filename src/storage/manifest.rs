@@ -21,7 +21,7 @@
 //! | tables | ... | per table: level u8, file number u64, file bytes u64, entry count u64, smallest key (u32 length + bytes), largest key (u32 length + bytes) |
 //! | crc32 | 4 | over every byte before it |
 
-use crate::engine::EngineError;
+use super::error::StorageError;
 use bytes::{Buf, BufMut, Bytes};
 use std::path::Path;
 
@@ -145,20 +145,18 @@ impl Manifest {
 }
 
 /// Loads the shard's manifest; a missing file is an empty manifest.
-pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
+pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, StorageError> {
     let path = dir.join(FILE_NAME);
     match std::fs::read(&path) {
         Ok(raw) => {
-            let m = Manifest::decode(&raw).map_err(|reason| EngineError::Corrupted {
-                what: format!("manifest {}: {reason}", path.display()),
-            })?;
+            let m = Manifest::decode(&raw)
+                .map_err(|reason| StorageError::corrupted("manifest", &path, None, reason))?;
             if m.shard_id != shard_id {
-                return Err(EngineError::Corrupted {
-                    what: format!(
-                        "manifest {} belongs to shard {}, not {shard_id}",
-                        path.display(),
-                        m.shard_id
-                    ),
+                return Err(StorageError::WrongShard {
+                    file: "manifest",
+                    path,
+                    found: m.shard_id,
+                    expected: shard_id,
                 });
             }
             Ok(m)
@@ -167,7 +165,7 @@ pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
             shard_id,
             ..Manifest::default()
         }),
-        Err(e) => Err(EngineError::io(&path, "read", e)),
+        Err(e) => Err(StorageError::io("read", &path, e)),
     }
 }
 
@@ -175,13 +173,13 @@ pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, EngineError> {
 #[derive(Debug)]
 pub enum StoreError {
     /// Nothing changed: the previous manifest is still the one in place.
-    NotStored(EngineError),
+    NotStored(StorageError),
     /// The new manifest replaced the old one (renamed into place), but the
     /// directory sync that makes the rename durable failed. The caller must
     /// treat the edit as done (the next start reads it), yet must not delete
     /// anything the previous manifest still needs: after a crash the
     /// previous manifest may come back.
-    Unsynced(EngineError),
+    Unsynced(StorageError),
 }
 
 /// Fault injection for tests: make the directory sync after a rename fail.
@@ -227,47 +225,48 @@ pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
     let staged = async {
         let file = glommio::io::BufferedFile::create(&tmp)
             .await
-            .map_err(|e| EngineError::io(&tmp, "create", e))?;
+            .map_err(|e| StorageError::io("create", &tmp, e))?;
         file.write_at(bytes, 0)
             .await
-            .map_err(|e| EngineError::io(&tmp, "write", e))?;
+            .map_err(|e| StorageError::io("write", &tmp, e))?;
         file.fdatasync()
             .await
-            .map_err(|e| EngineError::io(&tmp, "sync", e))?;
+            .map_err(|e| StorageError::io("sync", &tmp, e))?;
         file.close()
             .await
-            .map_err(|e| EngineError::io(&tmp, "close", e))?;
+            .map_err(|e| StorageError::io("close", &tmp, e))?;
         glommio::io::rename(&tmp, &dst)
             .await
-            .map_err(|e| EngineError::io(&dst, "rename", e))
+            .map_err(|e| StorageError::io("rename", &dst, e))
     };
     staged.await.map_err(StoreError::NotStored)?;
-    let mut last = None;
-    for attempt in 0..DIR_SYNC_TRIES {
+    let mut attempt = 0;
+    loop {
         let synced = async {
             #[cfg(test)]
             if failpoint::dir_sync_fails() {
-                return Err(EngineError::io(dir, "sync", "injected failure"));
+                return Err(StorageError::io(
+                    "sync",
+                    dir,
+                    std::io::Error::other("injected failure"),
+                ));
             }
             let d = glommio::io::Directory::open(dir)
                 .await
-                .map_err(|e| EngineError::io(dir, "open", e))?;
-            d.sync().await.map_err(|e| EngineError::io(dir, "sync", e))
+                .map_err(|e| StorageError::io("open", dir, e))?;
+            d.sync().await.map_err(|e| StorageError::io("sync", dir, e))
         };
-        match synced.await {
+        let e = match synced.await {
             Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), attempt, error = %e, "manifest directory sync failed");
-                last = Some(e);
-                glommio::timer::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-            }
+            Err(e) => e,
+        };
+        tracing::warn!(dir = %dir.display(), attempt, error = %e, "manifest directory sync failed");
+        glommio::timer::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+        attempt += 1;
+        if attempt == DIR_SYNC_TRIES {
+            return Err(StoreError::Unsynced(e));
         }
     }
-    Err(StoreError::Unsynced(last.unwrap_or_else(|| {
-        EngineError::Internal {
-            what: format!("sync {}: no attempt made", dir.display()),
-        }
-    })))
 }
 
 #[cfg(test)]

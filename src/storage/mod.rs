@@ -1,9 +1,16 @@
 //! Durable storage of a shard: encodings, WAL, SSTables, manifest, data
 //! directory and its lock. Pure formats (`codec`, `*::format`) are kept apart from the
 //! glommio file I/O that uses them.
+//!
+//! Layering: this layer depends only on `model` and `config`, never on the
+//! engine above it. Its file operations fail with [`error::StorageError`]
+//! (operation, path and the I/O error; corruption; WAL refusals), which the
+//! engine turns into its own error; the pure formats report their own
+//! precise error types.
 
 pub mod codec;
 pub mod datadir;
+pub mod error;
 pub mod lock;
 pub mod manifest;
 pub mod sentinel;

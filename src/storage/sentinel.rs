@@ -5,31 +5,28 @@
 //! DMA read fails with EOPNOTSUPP. Each shard therefore opens a non-empty
 //! `SENTINEL` file in its folder read-write before any other DMA file.
 
-use crate::engine::EngineError;
+use super::error::StorageError;
 use std::path::Path;
 
 const SENTINEL_BYTES: usize = 4096;
 
 /// Ensures `dir/SENTINEL` exists with data and opens it once with DMA.
-pub async fn touch(dir: &Path) -> Result<(), EngineError> {
+pub async fn touch(dir: &Path) -> Result<(), StorageError> {
     let path = dir.join("SENTINEL");
     let needs_write = std::fs::metadata(&path)
         .map(|m| m.len() < SENTINEL_BYTES as u64)
         .unwrap_or(true);
     if needs_write {
-        std::fs::write(&path, vec![0x5a; SENTINEL_BYTES]).map_err(|e| EngineError::Internal {
-            what: format!("write {}: {e}", path.display()),
-        })?;
+        std::fs::write(&path, vec![0x5a; SENTINEL_BYTES])
+            .map_err(|e| StorageError::io("write", &path, e))?;
     }
     let file = glommio::io::OpenOptions::new()
         .read(true)
         .write(true)
         .dma_open(&path)
         .await
-        .map_err(|e| EngineError::Internal {
-            what: format!("open {}: {e}", path.display()),
-        })?;
-    file.close().await.map_err(|e| EngineError::Internal {
-        what: format!("close {}: {e}", path.display()),
-    })
+        .map_err(|e| StorageError::io("open", &path, e))?;
+    file.close()
+        .await
+        .map_err(|e| StorageError::io("close", &path, e))
 }

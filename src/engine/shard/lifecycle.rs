@@ -148,7 +148,7 @@ impl Shard {
         let flushed = self.flush(Duration::from_secs(60)).await;
         self.flusher.stop().await;
         let closed = self.wal.close().await;
-        flushed.and(closed)
+        flushed.and(closed.map_err(EngineError::from))
     }
 
     /// Stops background work as a crash would, at a point between flushes

@@ -128,8 +128,8 @@ impl Tree {
         let manifest = planned.manifest();
         let stored = match manifest::store(dir, &manifest).await {
             Ok(()) => Stored::Durable,
-            Err(StoreError::NotStored(e)) => return Err(e),
-            Err(StoreError::Unsynced(e)) => Stored::Unsynced(e),
+            Err(StoreError::NotStored(e)) => return Err(e.into()),
+            Err(StoreError::Unsynced(e)) => Stored::Unsynced(e.into()),
         };
         let next = transition(&self.current())
             .map_err(version_error)?

@@ -38,8 +38,6 @@ use crate::model::Version;
 use crate::storage::codec::{encode_entry, entry_len};
 use bytes::Bytes;
 
-/// Raw entry bytes per data block unless configured otherwise.
-pub const DEFAULT_BLOCK_BYTES_TARGET: usize = 16 << 10;
 /// zstd level used for data blocks unless configured otherwise.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
@@ -120,6 +118,7 @@ impl SstBuilder {
     }
 
     /// Sets the zstd level for data blocks (`None` writes every block raw).
+    #[cfg(test)]
     pub fn with_compression(mut self, zstd_level: Option<i32>) -> SstBuilder {
         self.zstd_level = zstd_level;
         self.compressor = None;
@@ -129,10 +128,6 @@ impl SstBuilder {
     /// Entries added so far.
     pub fn entry_count(&self) -> u64 {
         self.entry_count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entry_count == 0
     }
 
     /// Approximate file bytes so far (blocks emitted plus the open block's

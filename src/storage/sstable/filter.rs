@@ -105,22 +105,16 @@ impl Filter {
     }
 
     /// Distinct key hashes the filter was built from.
+    #[cfg(test)]
     pub fn key_count(&self) -> u32 {
         self.key_count
     }
 
     /// True when the filter is pass-through (construction failed) and so
     /// never rules a key out.
+    #[cfg(test)]
     pub fn is_pass_through(&self) -> bool {
         matches!(self.repr, Repr::Pass)
-    }
-
-    /// Bytes of the fingerprint array.
-    pub fn fingerprint_bytes(&self) -> usize {
-        match &self.repr {
-            Repr::Fuse(f) => f.fingerprints.len(),
-            _ => 0,
-        }
     }
 
     /// The whole aligned filter block.

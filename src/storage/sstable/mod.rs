@@ -29,13 +29,17 @@ pub mod filter;
 pub mod format;
 pub mod reader;
 
-pub use builder::{SstBuilder, SstSummary, DEFAULT_BLOCK_BYTES_TARGET, DEFAULT_ZSTD_LEVEL};
-pub use filter::{key_hash, Filter};
-pub use format::{BlockHandle, Footer, ALIGN, FORMAT_VERSION, MAGIC};
-pub use reader::{
-    decode_block, decode_indexed_block, Block, BlockEntries, BlockIter, Compression, Index,
-    IndexEntry, SstImage, SstIter,
-};
+pub use builder::SstBuilder;
+pub use filter::Filter;
+pub use format::{Footer, ALIGN, FORMAT_VERSION, MAGIC};
+pub use reader::{decode_indexed_block, BlockEntries, Index};
+// The in-memory reference reader and the rest the tests use by name.
+#[cfg(test)]
+pub use builder::SstSummary;
+#[cfg(test)]
+pub use format::BlockHandle;
+#[cfg(test)]
+pub use reader::{decode_block, Compression, SstImage};
 
 /// Why a table could not be built or parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

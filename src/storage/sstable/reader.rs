@@ -16,10 +16,12 @@
 //! of the block's buffer: keeping one alive keeps the whole (decompressed)
 //! block alive. A long-lived cache should copy small values out.
 
-use super::format::{
-    be_u32, be_u64, corrupted, open_block, BlockHandle, BlockKind, Footer, ALIGN, FOOTER_LEN,
-};
-use super::{Filter, SstError};
+#[cfg(test)]
+use super::format::FOOTER_LEN;
+use super::format::{be_u32, be_u64, corrupted, open_block, BlockHandle, BlockKind, Footer, ALIGN};
+#[cfg(test)]
+use super::Filter;
+use super::SstError;
 use crate::model::Version;
 use crate::storage::codec::decode_entry;
 use bytes::Bytes;
@@ -141,6 +143,7 @@ impl Index {
 
     /// The block that holds `key` if the table does: the first block whose
     /// last key is >= `key`. `None` when `key` is outside the table's range.
+    #[cfg(test)]
     pub fn find_block(&self, key: &[u8]) -> Option<BlockHandle> {
         self.find(key).map(|i| self.entries[i].handle)
     }
@@ -156,6 +159,7 @@ impl Index {
 
     /// Position of the first block that may hold keys >= `key` (for scans),
     /// `None` past the end.
+    #[cfg(test)]
     pub fn seek(&self, key: &[u8]) -> Option<usize> {
         let i = self.entries.partition_point(|e| &e.last_key[..] < key);
         (i < self.entries.len()).then_some(i)
@@ -167,13 +171,9 @@ impl Index {
     }
 
     /// Smallest key of the table (`None` if empty).
+    #[cfg(test)]
     pub fn first_key(&self) -> Option<&Bytes> {
         self.first_key.as_ref()
-    }
-
-    /// Largest key of the table (`None` if empty).
-    pub fn last_key(&self) -> Option<&Bytes> {
-        self.entries.last().map(|e| &e.last_key)
     }
 
     /// Heap bytes this index holds in memory (entries and their keys).
@@ -214,6 +214,8 @@ pub struct Block {
     offsets: Vec<u32>,
     /// Key range of every entry.
     keys: Vec<(u32, u32)>,
+    /// How the block was stored (the tests check the builder's choice).
+    #[cfg(test)]
     compression: Compression,
 }
 
@@ -226,7 +228,7 @@ const MIN_ENTRY_LEN: usize = 4 + 2 + 1 + 8 + 2;
 pub fn decode_block(block: &[u8]) -> Result<Block, SstError> {
     let (header, payload) = open_block(block, &[BlockKind::DataRaw, BlockKind::DataZstd])?;
     let raw_len = header.raw_len as usize;
-    let (data, compression) = match header.kind {
+    let (data, _compression) = match header.kind {
         BlockKind::DataZstd => {
             let out = zstd::bulk::decompress(payload, raw_len).map_err(|e| {
                 corrupted(format!("zstd payload does not decompress: {e}"), Some(20))
@@ -281,7 +283,8 @@ pub fn decode_block(block: &[u8]) -> Result<Block, SstError> {
         data,
         offsets,
         keys,
-        compression,
+        #[cfg(test)]
+        compression: _compression,
     })
 }
 
@@ -363,28 +366,15 @@ impl Block {
         self.keys.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
+    #[cfg(test)]
     pub fn compression(&self) -> Compression {
         self.compression
-    }
-
-    /// Decompressed payload bytes.
-    pub fn raw_len(&self) -> usize {
-        self.data.len()
     }
 
     /// Key of entry `i` (`None` if `i >= len()`).
     pub fn key_at(&self, i: usize) -> Option<&[u8]> {
         let &(a, b) = self.keys.get(i)?;
         self.data.get(a as usize..b as usize)
-    }
-
-    /// Smallest key in the block (empty only for an empty block).
-    pub fn first_key(&self) -> &[u8] {
-        self.key_at(0).unwrap_or(&[])
     }
 
     /// Largest key in the block (empty only for an empty block).
@@ -421,6 +411,7 @@ impl Block {
     }
 
     /// Every entry in key order.
+    #[cfg(test)]
     pub fn entries(&self) -> BlockIter<'_> {
         BlockIter {
             block: self,
@@ -429,6 +420,7 @@ impl Block {
     }
 
     /// Entries with keys >= `key`, in key order.
+    #[cfg(test)]
     pub fn entries_from(&self, key: &[u8]) -> BlockIter<'_> {
         let next = self.position(key).unwrap_or_else(|i| i);
         BlockIter { block: self, next }
@@ -444,11 +436,13 @@ impl Block {
 }
 
 /// Borrowing iterator over a block's entries.
+#[cfg(test)]
 pub struct BlockIter<'a> {
     block: &'a Block,
     next: usize,
 }
 
+#[cfg(test)]
 impl Iterator for BlockIter<'_> {
     type Item = Result<(Bytes, Vec<Version>), SstError>;
 
@@ -494,6 +488,7 @@ impl Iterator for BlockEntries {
 /// A whole table held in memory: the reference composition of footer, index,
 /// filter and blocks (the engine does the same with reads from disk). Error
 /// offsets are file offsets.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct SstImage {
     data: Bytes,
@@ -502,6 +497,7 @@ pub struct SstImage {
     filter: Filter,
 }
 
+#[cfg(test)]
 impl SstImage {
     /// Parses the footer, index and filter of a complete file image and
     /// checks they agree with each other and with its length.
@@ -580,6 +576,7 @@ impl SstImage {
 }
 
 /// Iterator over every entry of an [`SstImage`].
+#[cfg(test)]
 pub struct SstIter<'a> {
     image: &'a SstImage,
     next_block: usize,
@@ -587,6 +584,7 @@ pub struct SstIter<'a> {
     failed: bool,
 }
 
+#[cfg(test)]
 impl Iterator for SstIter<'_> {
     type Item = Result<(Bytes, Vec<Version>), SstError>;
 

@@ -76,7 +76,7 @@
 //!
 //! # Invariants
 //!
-//! - [`encode_batch`] only produces what [`decode_payload`] accepts: a record
+//! - [`encode_batch_into`] only produces what [`decode_payload`] accepts: a record
 //!   the decoder would refuse (a clock counter above `i64::MAX`, an oversized
 //!   field) is refused at encode time, before any byte is written.
 //! - Decoding never trusts a length and never panics: every read is
@@ -151,6 +151,40 @@ impl Record {
     fn body_len(&self) -> usize {
         match self {
             Record::Put { key, version } => codec::entry_len(key, std::slice::from_ref(version)),
+        }
+    }
+}
+
+/// What follows the last valid batch when nothing of this segment does
+/// (judged by [`super::scan`]; defined here, with the errors that name it,
+/// so the format depends on nothing above it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanEnd {
+    /// The data ends at `valid_end`.
+    EndOfData,
+    /// Zeros (a preallocated file, or the writer's padding).
+    Zeroed,
+    /// Bytes that are not a batch header (old contents of a recycled file).
+    NotABatch,
+    /// A well-formed batch of another segment (old contents of a recycled
+    /// file).
+    OtherSegment(SegmentId),
+    /// A well-formed batch of this segment with a lower sequence number than
+    /// expected (older contents).
+    StaleSequence { expected: u64, found: u64 },
+}
+
+impl fmt::Display for CleanEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CleanEnd::EndOfData => write!(f, "end of data"),
+            CleanEnd::Zeroed => write!(f, "zeros"),
+            CleanEnd::NotABatch => write!(f, "bytes that are not a batch"),
+            CleanEnd::OtherSegment(id) => write!(f, "a batch of {id}"),
+            CleanEnd::StaleSequence { expected, found } => write!(
+                f,
+                "a stale batch starting at seq {found} (expected {expected})"
+            ),
         }
     }
 }
@@ -259,7 +293,7 @@ pub enum WalFormatError {
     /// Where the next batch should be, something that is not one, described
     /// by the clean end it would otherwise have been (reported when a later
     /// batch of this segment proves the log went on).
-    NotNextBatch(super::scan::CleanEnd),
+    NotNextBatch(CleanEnd),
 }
 
 impl WalFormatError {
@@ -436,7 +470,8 @@ pub fn payload_len(records: &[Record]) -> usize {
         .fold(0usize, |acc, r| acc.saturating_add(r.encoded_len()))
 }
 
-/// Total bytes [`encode_batch`] writes for `records` (header + payload).
+/// Total bytes a batch of `records` takes (header + payload), saturating.
+#[cfg(test)]
 pub fn batch_len(records: &[Record]) -> usize {
     BATCH_HEADER_LEN.saturating_add(payload_len(records))
 }
@@ -513,8 +548,17 @@ fn check_batch(
     Ok(len)
 }
 
+/// Checks that `records` form an encodable batch starting at `first_seq`
+/// and returns the batch's length (header + payload): what
+/// [`encode_batch_into`] will write, known before any buffer is allocated.
+pub fn checked_batch_len(first_seq: u64, records: &[Record]) -> Result<usize, WalFormatError> {
+    Ok(BATCH_HEADER_LEN + check_batch(first_seq, records, MAX_PAYLOAD_LEN)?)
+}
+
 /// Appends one batch to `out` and returns its length. On error nothing is
-/// appended.
+/// appended. (The tests' convenience; the writer encodes in place with
+/// [`encode_batch_into`].)
+#[cfg(test)]
 pub fn encode_batch(
     out: &mut Vec<u8>,
     segment: SegmentId,
@@ -524,6 +568,7 @@ pub fn encode_batch(
     encode_batch_limited(out, segment, first_seq, records, MAX_PAYLOAD_LEN)
 }
 
+#[cfg(test)]
 fn encode_batch_limited(
     out: &mut Vec<u8>,
     segment: SegmentId,

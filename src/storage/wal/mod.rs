@@ -11,6 +11,9 @@
 //!   between a clean end, a torn tail (truncated) and corruption (start-up
 //!   stops, naming the file and offset).
 //!
+//! Dependencies point one way: `writer` and `replay` use `scan` and
+//! `format`, `scan` uses `format`, and `format` uses none of them.
+//!
 //! Invariants: every batch names its shard and segment and carries contiguous
 //! sequence numbers, so old contents of a recycled, preallocated segment file
 //! are never replayed as new records.

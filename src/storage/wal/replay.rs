@@ -15,8 +15,8 @@ use super::format::{self, Record};
 use super::scan::{self, TailState};
 use super::writer::parse_segment_file_name;
 use crate::config::StorageConfig;
-use crate::engine::EngineError;
 use crate::model::Version;
+use crate::storage::error::StorageError;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -36,18 +36,16 @@ pub struct ReplaySummary {
     pub micros: u64,
 }
 
-fn corrupted(path: &Path, offset: u64, reason: impl std::fmt::Display) -> EngineError {
-    EngineError::Corrupted {
-        what: format!("WAL segment {} at byte {offset}: {reason}", path.display()),
-    }
+fn corrupted(path: &Path, offset: u64, reason: impl std::fmt::Display) -> StorageError {
+    StorageError::corrupted("WAL segment", path, Some(offset), reason)
 }
 
 /// The shard's segment files, in segment order.
-pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, "list", e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| EngineError::io(dir, "list", e))?;
+        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
         if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
             out.push((no, entry.path()));
         }
@@ -56,7 +54,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
     Ok(out)
 }
 
-async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, EngineError> {
+async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, StorageError> {
     let mut data = Vec::with_capacity(len as usize);
     let mut pos = 0u64;
     while pos < len {
@@ -64,7 +62,7 @@ async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, Engi
         let chunk = file
             .read_at(pos, want)
             .await
-            .map_err(|e| EngineError::io(path, "read", e))?;
+            .map_err(|e| StorageError::io("read", path, e))?;
         if chunk.is_empty() {
             break;
         }
@@ -81,7 +79,7 @@ pub async fn replay_dir(
     shard_id: u32,
     config: &StorageConfig,
     mut apply: impl FnMut(Bytes, Version),
-) -> Result<ReplaySummary, EngineError> {
+) -> Result<ReplaySummary, StorageError> {
     let started = Instant::now();
     let segments = list_segments(dir)?;
     let mut summary = ReplaySummary::default();
@@ -91,11 +89,11 @@ pub async fn replay_dir(
             .write(true)
             .dma_open(path)
             .await
-            .map_err(|e| EngineError::io(path, "open", e))?;
+            .map_err(|e| StorageError::io("open", path, e))?;
         let len = file
             .file_size()
             .await
-            .map_err(|e| EngineError::io(path, "stat", e))?;
+            .map_err(|e| StorageError::io("stat", path, e))?;
         let data = read_all(&file, path, len).await?;
         summary.bytes += data.len() as u64;
         summary.segments += 1;
@@ -104,7 +102,7 @@ pub async fn replay_dir(
             // ever acknowledged.
             tracing::warn!(file = %path.display(), bytes = data.len(), "WAL segment without a complete header: removed");
             drop(file);
-            std::fs::remove_file(path).map_err(|e| EngineError::io(path, "remove", e))?;
+            std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
             continue;
         }
         if data[..format::SEGMENT_HEADER_LEN].iter().all(|b| *b == 0) {
@@ -112,7 +110,7 @@ pub async fn replay_dir(
             // written last, and no record goes to a segment before that.
             tracing::info!(file = %path.display(), "unfinished spare WAL segment: removed");
             drop(file);
-            std::fs::remove_file(path).map_err(|e| EngineError::io(path, "remove", e))?;
+            std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
             continue;
         }
         let header = format::parse_segment_header(&data[..format::SEGMENT_HEADER_LEN])
@@ -149,10 +147,10 @@ pub async fn replay_dir(
                     "WAL segment ends in a partially written batch (never acknowledged): truncated");
                 file.truncate(offset as u64)
                     .await
-                    .map_err(|e| EngineError::io(path, "truncate", e))?;
+                    .map_err(|e| StorageError::io("truncate", path, e))?;
                 file.fdatasync()
                     .await
-                    .map_err(|e| EngineError::io(path, "sync", e))?;
+                    .map_err(|e| StorageError::io("sync", path, e))?;
             }
             TailState::Corrupt { offset, reason, .. } => {
                 if !config.wal_replay_skip_corruption {
@@ -171,7 +169,7 @@ pub async fn replay_dir(
         }
         file.close()
             .await
-            .map_err(|e| EngineError::io(path, "close", e))?;
+            .map_err(|e| StorageError::io("close", path, e))?;
     }
     summary.next_segment_no = segments.last().map_or(0, |(no, _)| no + 1);
     // (A removed spare's number is skipped too: numbers are never reused.)

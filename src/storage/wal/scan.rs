@@ -65,10 +65,9 @@
 //! after recovery rather than append to a replayed segment in place.
 
 use super::format::{
-    decode_payload, parse_batch_header, parse_segment_header, Record, SegmentId, WalFormatError,
+    decode_payload, parse_batch_header, CleanEnd, Record, SegmentId, WalFormatError,
     BATCH_HEADER_LEN, BATCH_MAGIC, SEGMENT_HEADER_LEN,
 };
-use std::fmt;
 
 /// One valid batch found by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,40 +93,9 @@ impl DecodedBatch {
     }
 
     /// Records with their sequence numbers.
+    #[cfg(test)]
     pub fn sequenced(&self) -> impl Iterator<Item = (u64, &Record)> {
         (self.first_seq..).zip(self.records.iter())
-    }
-}
-
-/// What follows the last valid batch when nothing of this segment does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CleanEnd {
-    /// The data ends at `valid_end`.
-    EndOfData,
-    /// Zeros (a preallocated file, or the writer's padding).
-    Zeroed,
-    /// Bytes that are not a batch header (old contents of a recycled file).
-    NotABatch,
-    /// A well-formed batch of another segment (old contents of a recycled
-    /// file).
-    OtherSegment(SegmentId),
-    /// A well-formed batch of this segment with a lower sequence number than
-    /// expected (older contents).
-    StaleSequence { expected: u64, found: u64 },
-}
-
-impl fmt::Display for CleanEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CleanEnd::EndOfData => write!(f, "end of data"),
-            CleanEnd::Zeroed => write!(f, "zeros"),
-            CleanEnd::NotABatch => write!(f, "bytes that are not a batch"),
-            CleanEnd::OtherSegment(id) => write!(f, "a batch of {id}"),
-            CleanEnd::StaleSequence { expected, found } => write!(
-                f,
-                "a stale batch starting at seq {found} (expected {expected})"
-            ),
-        }
     }
 }
 
@@ -166,6 +134,7 @@ pub struct ScanOutcome {
     pub tail: TailState,
 }
 
+#[cfg(test)]
 impl ScanOutcome {
     pub fn is_corrupt(&self) -> bool {
         matches!(self.tail, TailState::Corrupt { .. })
@@ -186,9 +155,11 @@ enum Stop {
 
 /// Parses the segment header at the start of `data` (the whole file), then
 /// scans its batches from [`SEGMENT_HEADER_LEN`]. The caller checks the
-/// returned id against the file's name and shard.
+/// returned id against the file's name and shard. (Replay checks the header
+/// itself, to name the file in its error; the tests scan whole files.)
+#[cfg(test)]
 pub fn scan_file(data: &[u8], min_seq: u64) -> Result<(SegmentId, ScanOutcome), WalFormatError> {
-    let id = parse_segment_header(data)?;
+    let id = super::format::parse_segment_header(data)?;
     Ok((id, scan_segment(data, id, SEGMENT_HEADER_LEN, min_seq)))
 }
 

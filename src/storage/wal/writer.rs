@@ -5,7 +5,7 @@
 //! log order is the apply order; they then await the returned ticket, which
 //! resolves once the record's batch is durable (sync mode `always`/`batch`) or
 //! at once (`periodic`). The committer takes every record queued so far,
-//! frames them as one batch, writes the partial tail block plus the batch in
+//! frames them as one batch encoded straight into the DMA buffer, writes the partial tail block plus the batch in
 //! one aligned DMA write, and fdatasyncs once: records that arrive meanwhile
 //! form the next batch.
 //!
@@ -20,7 +20,7 @@
 
 use super::format::{self, Record};
 use crate::config::{StorageConfig, WalSync};
-use crate::engine::EngineError;
+use crate::storage::error::StorageError;
 use futures_channel::oneshot;
 use glommio::io::{DmaFile, OpenOptions};
 use std::cell::{Cell, RefCell};
@@ -65,8 +65,8 @@ fn add(c: &Cell<u64>, v: u64) {
 struct Queue {
     records: Vec<Record>,
     bytes: usize,
-    waiters: Vec<oneshot::Sender<Result<(), EngineError>>>,
-    poisoned: Option<EngineError>,
+    waiters: Vec<oneshot::Sender<Result<(), StorageError>>>,
+    poisoned: Option<StorageError>,
     closed: bool,
     /// A batch is being written or synced.
     in_flight: bool,
@@ -92,23 +92,19 @@ pub struct WalWriter {
 }
 
 /// Resolves when a submitted record is durable (or at once in periodic mode).
-pub struct Ticket(Option<oneshot::Receiver<Result<(), EngineError>>>);
+pub struct Ticket(Option<oneshot::Receiver<Result<(), StorageError>>>);
 
 impl Ticket {
-    fn failed(e: EngineError) -> Self {
+    fn failed(e: StorageError) -> Self {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(Err(e));
         Ticket(Some(rx))
     }
 
-    pub async fn wait(self) -> Result<(), EngineError> {
+    pub async fn wait(self) -> Result<(), StorageError> {
         match self.0 {
             None => Ok(()),
-            Some(rx) => rx.await.unwrap_or_else(|_| {
-                Err(EngineError::Internal {
-                    what: "the WAL committer stopped".into(),
-                })
-            }),
+            Some(rx) => rx.await.unwrap_or(Err(StorageError::WalStopped)),
         }
     }
 }
@@ -126,13 +122,13 @@ struct Segment {
     tail: Vec<u8>,
 }
 
-async fn sync_dir(dir: &Path) -> Result<(), EngineError> {
+async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     let d = glommio::io::Directory::open(dir)
         .await
-        .map_err(|e| EngineError::io_or_disk_full(dir, "open directory", e))?;
+        .map_err(|e| StorageError::io("open directory", dir, e))?;
     d.sync()
         .await
-        .map_err(|e| EngineError::io_or_disk_full(dir, "sync directory", e))
+        .map_err(|e| StorageError::io("sync directory", dir, e))
 }
 
 impl Segment {
@@ -145,7 +141,7 @@ impl Segment {
         no: u64,
         bytes_max: u64,
         prewrite: bool,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Self, StorageError> {
         let path = dir.join(segment_file_name(no));
         let file = OpenOptions::new()
             .read(true)
@@ -154,10 +150,10 @@ impl Segment {
             .truncate(true)
             .dma_open(&path)
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "create WAL segment", e))?;
+            .map_err(|e| StorageError::io("create WAL segment", &path, e))?;
         file.pre_allocate(bytes_max, false)
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "preallocate WAL segment", e))?;
+            .map_err(|e| StorageError::io("preallocate WAL segment", &path, e))?;
         if prewrite {
             let mut pos = format::SEGMENT_HEADER_LEN as u64;
             while pos < bytes_max {
@@ -166,7 +162,7 @@ impl Segment {
                 zeros.as_bytes_mut().fill(0);
                 file.write_at(zeros, pos)
                     .await
-                    .map_err(|e| EngineError::io_or_disk_full(&path, "prewrite WAL segment", e))?;
+                    .map_err(|e| StorageError::io("prewrite WAL segment", &path, e))?;
                 pos += len as u64;
                 glommio::yield_if_needed().await;
             }
@@ -179,10 +175,10 @@ impl Segment {
         buf.as_bytes_mut().copy_from_slice(&header);
         file.write_at(buf, 0)
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "write WAL segment header", e))?;
+            .map_err(|e| StorageError::io("write WAL segment header", &path, e))?;
         file.fdatasync()
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "sync WAL segment", e))?;
+            .map_err(|e| StorageError::io("sync WAL segment", &path, e))?;
         sync_dir(dir).await?;
         let start = format::SEGMENT_HEADER_LEN as u64;
         Ok(Self {
@@ -195,16 +191,29 @@ impl Segment {
         })
     }
 
-    /// Writes `batch` after the last one: one aligned write of tail + batch.
-    async fn append(&mut self, batch: &[u8], stats: &WalStats) -> Result<(), EngineError> {
-        let len = self.tail.len() + batch.len();
+    /// Writes the batch of `records` (`batch_len` bytes, as
+    /// [`format::checked_batch_len`] said) after the last one: one aligned
+    /// write of tail + batch, the batch encoded in place in the DMA buffer.
+    async fn append(
+        &mut self,
+        batch: BatchToWrite<'_>,
+        stats: &WalStats,
+    ) -> Result<(), StorageError> {
+        let len = self.tail.len() + batch.len;
         let padded = (len as u64).div_ceil(ALIGN) * ALIGN;
         let mut buf = self.file.alloc_dma_buffer(padded as usize);
         let bytes = buf.as_bytes_mut();
         bytes[..self.tail.len()].copy_from_slice(&self.tail);
-        bytes[self.tail.len()..len].copy_from_slice(batch);
+        let encoded = format::encode_batch_into(
+            &mut bytes[self.tail.len()..len],
+            batch.segment,
+            batch.first_seq,
+            batch.records,
+        )
+        .map_err(StorageError::Framing)?;
+        debug_assert_eq!(encoded, batch.len);
         bytes[len..].fill(0);
-        let end = self.pos + batch.len() as u64;
+        let end = self.pos + batch.len as u64;
         let new_aligned = end / ALIGN * ALIGN;
         // The bytes of the last, partial block: rewritten by the next commit.
         let new_tail = bytes[(new_aligned - self.aligned_start) as usize..len].to_vec();
@@ -212,13 +221,12 @@ impl Segment {
             .file
             .write_at(buf, self.aligned_start)
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&self.path, "write WAL", e))?;
+            .map_err(|e| StorageError::io("write WAL", &self.path, e))?;
         if written as u64 != padded {
-            return Err(EngineError::Internal {
-                what: format!(
-                    "short write to {}: {written} of {padded} bytes",
-                    self.path.display()
-                ),
+            return Err(StorageError::ShortWrite {
+                path: self.path.clone(),
+                written,
+                wanted: padded,
             });
         }
         add(&stats.bytes_written, padded);
@@ -229,12 +237,12 @@ impl Segment {
         Ok(())
     }
 
-    async fn sync(&self, stats: &WalStats) -> Result<(), EngineError> {
+    async fn sync(&self, stats: &WalStats) -> Result<(), StorageError> {
         let started = Instant::now();
         self.file
             .fdatasync()
             .await
-            .map_err(|e| EngineError::io_or_disk_full(&self.path, "fdatasync WAL", e))?;
+            .map_err(|e| StorageError::io("fdatasync WAL", &self.path, e))?;
         let micros = started.elapsed().as_micros() as u64;
         add(&stats.fsyncs, 1);
         add(&stats.fsync_micros_total, micros);
@@ -243,6 +251,16 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A checked batch, encoded by [`Segment::append`] straight into its write
+/// buffer.
+struct BatchToWrite<'a> {
+    segment: format::SegmentId,
+    first_seq: u64,
+    records: &'a [Record],
+    /// Header plus payload bytes.
+    len: usize,
 }
 
 /// Where the writer starts after recovery.
@@ -259,7 +277,7 @@ impl WalWriter {
         shard_id: u32,
         config: &StorageConfig,
         start: WalStart,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Self, StorageError> {
         // The first segment is not zero-filled (start-up stays fast); every
         // later one is prepared in the background while this one fills.
         let segment = Segment::create(
@@ -312,22 +330,18 @@ impl WalWriter {
     }
 
     /// Fails when a record of `bytes` would not be accepted now.
-    pub fn check_room(&self, bytes: usize) -> Result<(), EngineError> {
+    pub fn check_room(&self, bytes: usize) -> Result<(), StorageError> {
         let q = self.shared.queue.borrow();
         if let Some(e) = &q.poisoned {
             return Err(e.clone());
         }
         if q.closed {
-            return Err(EngineError::Internal {
-                what: "the WAL is closed".into(),
-            });
+            return Err(StorageError::WalClosed);
         }
         if q.bytes > 0 && q.bytes + bytes > self.shared.pending_bytes_max {
-            return Err(EngineError::Overloaded {
-                what: format!(
-                    "{} bytes of WAL records are waiting for the disk (limit {})",
-                    q.bytes, self.shared.pending_bytes_max
-                ),
+            return Err(StorageError::WalBacklog {
+                pending: q.bytes,
+                limit: self.shared.pending_bytes_max,
             });
         }
         Ok(())
@@ -337,18 +351,14 @@ impl WalWriter {
     /// the ticket to await. Call [`WalWriter::check_room`] first. A record
     /// the format cannot encode is refused here (INVALID_REQUEST) with
     /// nothing queued, so it never poisons the writer.
-    pub fn submit(&self, record: Record) -> Result<Ticket, EngineError> {
-        format::check_record(&record).map_err(|e| EngineError::Invalid {
-            what: format!("the version cannot be stored: {e}"),
-        })?;
+    pub fn submit(&self, record: Record) -> Result<Ticket, StorageError> {
+        format::check_record(&record).map_err(StorageError::InvalidRecord)?;
         let mut q = self.shared.queue.borrow_mut();
         if let Some(e) = &q.poisoned {
             return Err(e.clone());
         }
         if q.closed {
-            return Err(EngineError::Internal {
-                what: "the WAL is closed".into(),
-            });
+            return Err(StorageError::WalClosed);
         }
         let len = record.encoded_len();
         q.bytes += len;
@@ -388,9 +398,7 @@ impl WalWriter {
             return Ticket::failed(e.clone());
         }
         if q.closed {
-            return Ticket::failed(EngineError::Internal {
-                what: "the WAL is closed".into(),
-            });
+            return Ticket::failed(StorageError::WalClosed);
         }
         if self.shared.sync == WalSync::Periodic || (q.records.is_empty() && !q.in_flight) {
             return Ticket(None);
@@ -403,7 +411,7 @@ impl WalWriter {
     }
 
     /// Commits what is queued and stops the committer (clean shutdown).
-    pub async fn close(&self) -> Result<(), EngineError> {
+    pub async fn close(&self) -> Result<(), StorageError> {
         let rx = {
             let mut q = self.shared.queue.borrow_mut();
             q.closed = true;
@@ -426,7 +434,7 @@ struct Committer {
     batch_window: Duration,
     periodic: Duration,
     /// The next segment, being created and zero-filled in the background.
-    spare: Option<glommio::Task<Result<Segment, EngineError>>>,
+    spare: Option<glommio::Task<Result<Segment, StorageError>>>,
 }
 
 impl Committer {
@@ -443,7 +451,7 @@ impl Committer {
     }
 
     /// Switches to the next segment: the spare when ready, else a new one.
-    async fn next_segment(&mut self) -> Result<(), EngineError> {
+    async fn next_segment(&mut self) -> Result<(), StorageError> {
         let no = self.segment.no + 1;
         let spare = match self.spare.take() {
             Some(task) => task.await.ok().filter(|s| s.no == no),
@@ -524,7 +532,7 @@ impl Committer {
         &mut self,
         records: &[Record],
         rotations: Vec<(usize, oneshot::Sender<u64>)>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), StorageError> {
         let mut start = 0;
         for (pos, tx) in rotations {
             if pos > start {
@@ -540,25 +548,21 @@ impl Committer {
         Ok(())
     }
 
-    async fn commit(&mut self, records: &[Record]) -> Result<(), EngineError> {
+    async fn commit(&mut self, records: &[Record]) -> Result<(), StorageError> {
         let shared = Rc::clone(&self.shared);
         let stats = &shared.stats;
-        let mut batch = Vec::new();
-        format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records).map_err(
-            |e| EngineError::Internal {
-                what: format!("cannot frame WAL batch: {e}"),
-            },
-        )?;
-        if self.segment.pos + batch.len() as u64 > self.segment_bytes_max {
+        let len =
+            format::checked_batch_len(self.next_seq, records).map_err(StorageError::Framing)?;
+        if self.segment.pos + len as u64 > self.segment_bytes_max {
             self.next_segment().await?;
-            batch.clear();
-            format::encode_batch(&mut batch, self.segment_id(), self.next_seq, records).map_err(
-                |e| EngineError::Internal {
-                    what: format!("cannot frame WAL batch: {e}"),
-                },
-            )?;
         }
-        self.segment.append(&batch, stats).await?;
+        let batch = BatchToWrite {
+            segment: self.segment_id(),
+            first_seq: self.next_seq,
+            records,
+            len,
+        };
+        self.segment.append(batch, stats).await?;
         self.segment.sync(stats).await?;
         self.next_seq += records.len() as u64;
         add(&stats.records, records.len() as u64);
