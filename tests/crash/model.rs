@@ -4,9 +4,7 @@
 //! it that were never acknowledged. Values name the attempt that wrote them,
 //! so a read can be traced back to it.
 
-use std::collections::BTreeMap;
-
-pub type Clock = BTreeMap<String, i64>;
+use crate::common::ClockMap;
 
 /// One write attempt. `seq` is unique per writer, so a value names the
 /// attempt that wrote it.
@@ -29,7 +27,7 @@ impl std::fmt::Display for Op {
 pub struct KeyModel {
     /// The last acknowledged outcome and its clock, or the state read back
     /// after the last restart (recovered state is as good as acknowledged).
-    pub acked: Option<(Op, Clock)>,
+    pub acked: Option<(Op, ClockMap)>,
     /// Attempts sent after `acked` and never acknowledged, in order.
     pub unacked: Vec<Op>,
 }
@@ -74,10 +72,4 @@ pub fn parse_seq(w: usize, k: usize, value: &[u8]) -> Option<u64> {
     let bar = value.iter().position(|b| *b == b'|')?;
     let head = std::str::from_utf8(&value[..bar]).ok()?;
     head.strip_prefix(&format!("w{w}-k{k}-n"))?.parse().ok()
-}
-
-/// `a` descends `b`: every entry of `b` is <= the same entry of `a`.
-pub fn descends(a: &Clock, b: &Clock) -> bool {
-    b.iter()
-        .all(|(node, c)| a.get(node).copied().unwrap_or(0) >= *c)
 }

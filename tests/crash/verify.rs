@@ -4,7 +4,7 @@
 //! one); what it reads becomes the key's baseline for the next cycle.
 
 use crate::common::*;
-use crate::model::{descends, key_name, parse_seq, value_bytes, Op, Writer};
+use crate::model::{key_name, parse_seq, value_bytes, Op, Writer};
 use crate::{KEYS_PER_WRITER, RPC_TIMEOUT, TENANT};
 
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::model::{descends, key_name, value_bytes, value_prefix, Op, Writer};
+use crate::model::{key_name, value_bytes, value_prefix, Op, Writer};
 use crate::probes::compaction_running;
 use crate::{
     ACKS_BEFORE_KILL, EXIT_TIMEOUT, FIRST_ACKS_TIMEOUT, JOIN_TIMEOUT, KEYS_PER_WRITER, RPC_TIMEOUT,
