@@ -53,7 +53,7 @@ use model::{KeyModel, Writer};
 use probes::{replayed_records, start_on, tables_below_l0};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use verify::{assert_clean, verify_all};
-use workload::{write_phase, Rng};
+use workload::write_phase;
 
 const TENANT: &str = "crash";
 const SHARDS: usize = 2;
@@ -122,7 +122,7 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
     println!(
         "crash test: seed {seed} (PAIRDB_CRASH_SEED={seed} repeats it), {cycles} kill -9 cycles"
     );
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
 
     let base = tempfile::Builder::new()
         .prefix("crash-")
@@ -154,7 +154,7 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
         } else {
             (format!("kill -9 cycle {cycle}/{cycles}"), libc::SIGKILL)
         };
-        let delay = Duration::from_millis(rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1));
+        let delay = Duration::from_millis(rng.u64(KILL_DELAY_MS.0..=KILL_DELAY_MS.1));
         println!("{label}: signal {delay:?} after the first {ACKS_BEFORE_KILL} acks");
         let (back, acks, anomalies, compacting) =
             write_phase(&mut node, writers, seed, cycle, delay, signal).await;

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use tokio::time::MissedTickBehavior;
 use tonic::transport::{Channel, Endpoint};
 
@@ -314,14 +313,14 @@ const COMPACTING: usize = 1;
 /// (`IDLE`, `COMPACTING`; everything is `IDLE` without
 /// --split-by-compaction).
 async fn worker(mut client: Client, ctx: Arc<Ctx>, seed: u64) -> [OpPair; 2] {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut phases = [OpPair::default(), OpPair::default()];
     let args = &ctx.args;
     loop {
         let is_read = match args.workload {
             Workload::Write => false,
             Workload::Read => true,
-            Workload::Mixed => rng.gen_bool(args.read_ratio),
+            Workload::Mixed => rng.f64() < args.read_ratio,
         };
         let index = ctx.chooser.next(&mut rng);
         let key = key_name(index);
@@ -531,7 +530,13 @@ impl Pass {
 
 /// One operation of a pass on key `i`; a write refused with MEMORY_PRESSURE
 /// is retried after a pause, up to `PRELOAD_MAX_RETRIES` times.
-async fn pass_op(client: &mut Client, ctx: &Ctx, pass: Pass, i: u64, rng: &mut StdRng) -> Outcome {
+async fn pass_op(
+    client: &mut Client,
+    ctx: &Ctx,
+    pass: Pass,
+    i: u64,
+    rng: &mut fastrand::Rng,
+) -> Outcome {
     let mut retries = 0;
     loop {
         let outcome = match pass {
@@ -576,7 +581,7 @@ async fn key_pass(
             let (next, done) = (next.clone(), done.clone());
             let (failed, missed) = (failed.clone(), missed.clone());
             let task_seed = seed ^ (((c * ctx.args.streams + s) as u64) << 32);
-            let mut rng = StdRng::seed_from_u64(task_seed);
+            let mut rng = fastrand::Rng::with_seed(task_seed);
             tasks.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -730,7 +735,7 @@ async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         Distribution::Uniform => KeyChooser::uniform(args.keys),
         Distribution::Zipfian => KeyChooser::zipfian(args.keys, args.zipf_theta)?,
     };
-    let seed = args.seed.unwrap_or_else(|| rand::thread_rng().next_u64());
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let values = ValueSource::new(args.value_bytes, args.value_compressibility, seed ^ 0x5eed)?;
 
     // One Endpoint::connect per connection: C distinct HTTP/2 connections.

@@ -1,7 +1,7 @@
 //! The crash test's workload: writer tasks, each on its own connection,
 //! issuing blind writes and deletes to keys of their own and keeping the
 //! model of those keys up to date, and the write phase that runs them until
-//! the node gets its signal. Also the seeded randomness the test draws from.
+//! the node gets its signal.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -17,30 +17,9 @@ use crate::{
     TENANT, WRITERS,
 };
 
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
+/// True with probability `percent`/100.
+fn chance(rng: &mut fastrand::Rng, percent: u32) -> bool {
+    rng.u32(0..100) < percent
 }
 
 /// How a writer's phase ended.
@@ -57,23 +36,23 @@ pub enum WriterEnd {
 pub async fn run_writer(
     mut wr: Writer,
     mut client: Client,
-    mut rng: Rng,
+    mut rng: fastrand::Rng,
     acks: Arc<AtomicU64>,
 ) -> (Writer, WriterEnd, Vec<String>) {
     let mut anomalies = Vec::new();
     loop {
-        let k = rng.range(0, KEYS_PER_WRITER as u64 - 1) as usize;
+        let k = rng.usize(0..KEYS_PER_WRITER);
         let seq = wr.next_seq;
         wr.next_seq += 1;
         let key = key_name(wr.id, k);
-        let op = if rng.chance(20) {
+        let op = if chance(&mut rng, 20) {
             Op::Delete { seq }
         } else {
             let min = value_prefix(wr.id, k, seq).len();
-            let len = if rng.chance(30) {
-                rng.range(4 << 10, 64 << 10) as usize
+            let len = if chance(&mut rng, 30) {
+                rng.usize((4 << 10)..=(64 << 10))
             } else {
-                min + rng.range(0, 480) as usize
+                min + rng.usize(0..=480)
             };
             Op::Put { seq, len }
         };
@@ -174,7 +153,8 @@ pub async fn write_phase(
     let mut tasks = Vec::new();
     for wr in writers {
         let client = node.client().await;
-        let rng = Rng::new(seed ^ ((round as u64) << 40) ^ ((wr.id as u64 + 1) << 20));
+        let rng =
+            fastrand::Rng::with_seed(seed ^ ((round as u64) << 40) ^ ((wr.id as u64 + 1) << 20));
         tasks.push(tokio::spawn(run_writer(wr, client, rng, Arc::clone(&acks))));
     }
     let started = Instant::now();
