@@ -10,10 +10,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-type Clock = BTreeMap<String, i64>;
+type Clock = ClockMap;
 
 /// The contract's reconciliation rules, written from CONTRACT.md.
 #[derive(Debug, Default, Clone)]
@@ -22,21 +21,9 @@ struct Model {
     versions: Vec<(Clock, Option<Vec<u8>>)>,
 }
 
-fn descends(a: &Clock, b: &Clock) -> bool {
-    b.iter()
-        .all(|(node, counter)| a.get(node).copied().unwrap_or(0) >= *counter)
-}
-
 impl Model {
     fn merged(&self) -> Clock {
-        let mut out = Clock::new();
-        for (clock, _) in &self.versions {
-            for (node, counter) in clock {
-                let slot = out.entry(node.clone()).or_insert(0);
-                *slot = (*slot).max(*counter);
-            }
-        }
-        out
+        merge_maps(self.versions.iter().map(|(clock, _)| clock))
     }
 
     fn apply(&mut self, clock: Clock, value: Option<Vec<u8>>) {

@@ -1,56 +1,45 @@
-//! Vector clocks as the reference server keeps them: a sorted map from
-//! coordinator node id to logical timestamp, with the descends / merge rules
-//! of the wire contract (/work/shared/CONTRACT.md) and conversion to and
-//! from the protobuf `VectorClock`.
+//! Vector clocks as the reference server keeps them: the node's own
+//! [`pairdb_storage::model::VectorClock`], so the descend / merge rules of
+//! the wire contract (/work/shared/CONTRACT.md) have one implementation, and
+//! the conversion to and from the protobuf `VectorClock`.
 
-use std::collections::BTreeMap;
+use pairdb_storage::model::ClockError;
 
 use crate::proto::{VectorClock, VectorClockEntry};
 
-/// A vector clock: coordinator node id -> logical timestamp. A missing entry
-/// counts as 0.
-pub type Clock = BTreeMap<String, i64>;
+/// A vector clock: coordinator node id -> logical timestamp, sorted by node
+/// id, a missing entry counting as 0.
+pub type Clock = pairdb_storage::model::VectorClock;
 
-/// Converts a wire clock; duplicate ids collapse to their maximum.
-pub fn from_proto(vc: Option<&VectorClock>) -> Clock {
-    let mut clock = Clock::new();
-    if let Some(vc) = vc {
-        for e in &vc.entries {
-            let slot = clock.entry(e.coordinator_node_id.clone()).or_insert(0);
-            *slot = (*slot).max(e.logical_timestamp);
-        }
-    }
-    clock
+/// Converts a wire clock; duplicate ids collapse to their maximum. A clock
+/// the node's model cannot hold (an empty node id, a negative counter) is
+/// refused.
+pub fn from_proto(vc: Option<&VectorClock>) -> Result<Clock, ClockError> {
+    let Some(vc) = vc else {
+        return Ok(Clock::new());
+    };
+    let mut entries: Vec<(String, i64)> = vc
+        .entries
+        .iter()
+        .map(|e| (e.coordinator_node_id.clone(), e.logical_timestamp))
+        .collect();
+    // Highest counter first within an id, then keep the first of each id.
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    entries.dedup_by(|later, first| later.0 == first.0);
+    Clock::from_entries(entries, usize::MAX)
 }
 
 /// Converts to the wire form, entries sorted by node id.
 pub fn to_proto(clock: &Clock) -> VectorClock {
     VectorClock {
         entries: clock
+            .entries()
             .iter()
             .map(|(id, ts)| VectorClockEntry {
                 coordinator_node_id: id.clone(),
-                logical_timestamp: *ts,
+                logical_timestamp: i64::try_from(*ts).unwrap_or(i64::MAX),
             })
             .collect(),
-    }
-}
-
-fn get(clock: &Clock, id: &str) -> i64 {
-    clock.get(id).copied().unwrap_or(0)
-}
-
-/// True when `a` descends `b`: every entry of `b` is <= the same entry of `a`.
-/// Equal clocks descend each other.
-pub fn descends(a: &Clock, b: &Clock) -> bool {
-    b.iter().all(|(id, ts)| *ts <= get(a, id))
-}
-
-/// Entry-wise maximum of `into` and `other`, stored in `into`.
-pub fn merge_into(into: &mut Clock, other: &Clock) {
-    for (id, ts) in other {
-        let slot = into.entry(id.clone()).or_insert(0);
-        *slot = (*slot).max(*ts);
     }
 }
 
@@ -58,43 +47,34 @@ pub fn merge_into(into: &mut Clock, other: &Clock) {
 mod tests {
     use super::*;
 
-    fn c(entries: &[(&str, i64)]) -> Clock {
-        entries.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-    }
-
-    #[test]
-    fn descends_rules() {
-        assert!(descends(&c(&[("a", 2)]), &c(&[("a", 1)])));
-        assert!(descends(&c(&[("a", 1)]), &c(&[("a", 1)])));
-        assert!(descends(&c(&[("a", 1)]), &c(&[])));
-        assert!(!descends(&c(&[]), &c(&[("a", 1)])));
-        assert!(!descends(&c(&[("a", 2)]), &c(&[("b", 1)])));
-        assert!(descends(&c(&[("a", 2), ("b", 1)]), &c(&[("b", 1)])));
-    }
-
-    #[test]
-    fn merge_is_entrywise_max() {
-        let mut a = c(&[("a", 2), ("b", 1)]);
-        merge_into(&mut a, &c(&[("b", 3), ("c", 1)]));
-        assert_eq!(a, c(&[("a", 2), ("b", 3), ("c", 1)]));
+    fn entry(id: &str, ts: i64) -> VectorClockEntry {
+        VectorClockEntry {
+            coordinator_node_id: id.into(),
+            logical_timestamp: ts,
+        }
     }
 
     #[test]
     fn proto_roundtrip_collapses_duplicates() {
         let vc = VectorClock {
-            entries: vec![
-                VectorClockEntry {
-                    coordinator_node_id: "x".into(),
-                    logical_timestamp: 1,
-                },
-                VectorClockEntry {
-                    coordinator_node_id: "x".into(),
-                    logical_timestamp: 4,
-                },
-            ],
+            entries: vec![entry("x", 1), entry("y", 2), entry("x", 4)],
         };
-        let clock = from_proto(Some(&vc));
-        assert_eq!(clock, c(&[("x", 4)]));
-        assert_eq!(to_proto(&clock).entries.len(), 1);
+        let clock = from_proto(Some(&vc)).expect("valid clock");
+        assert_eq!(clock.get("x"), 4);
+        assert_eq!(clock.get("y"), 2);
+        assert_eq!(to_proto(&clock).entries, vec![entry("x", 4), entry("y", 2)]);
+    }
+
+    #[test]
+    fn absent_clock_is_empty_and_malformed_ones_are_refused() {
+        assert!(from_proto(None).expect("empty").is_empty());
+        let negative = VectorClock {
+            entries: vec![entry("x", -1)],
+        };
+        assert!(from_proto(Some(&negative)).is_err());
+        let unnamed = VectorClock {
+            entries: vec![entry("", 1)],
+        };
+        assert!(from_proto(Some(&unnamed)).is_err());
     }
 }

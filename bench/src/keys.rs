@@ -7,8 +7,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::Rng;
-
 /// The key string for key index `i` (fixed width, so all keys have the same
 /// length).
 pub fn key_name(i: u64) -> String {
@@ -36,9 +34,9 @@ impl KeyChooser {
     }
 
     /// Draws one key index.
-    pub fn next<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+    pub fn next(&self, rng: &mut fastrand::Rng) -> u64 {
         match self {
-            KeyChooser::Uniform { n } => rng.gen_range(0..*n),
+            KeyChooser::Uniform { n } => rng.u64(0..*n),
             KeyChooser::Zipfian(z) => z.next_scrambled(rng),
         }
     }
@@ -143,8 +141,8 @@ impl Zipfian {
     }
 
     /// Draws a popularity rank: 0 is the hottest.
-    pub fn next_rank<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
-        let u: f64 = rng.gen();
+    pub fn next_rank(&self, rng: &mut fastrand::Rng) -> u64 {
+        let u = rng.f64();
         let uz = u * self.zetan;
         if uz < 1.0 {
             return 0;
@@ -157,7 +155,7 @@ impl Zipfian {
     }
 
     /// Draws a key index: a rank mapped through the bijection.
-    pub fn next_scrambled<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+    pub fn next_scrambled(&self, rng: &mut fastrand::Rng) -> u64 {
         let r = self.next_rank(rng) as u128;
         ((r * self.mult as u128 + self.offset as u128) % self.n as u128) as u64
     }
@@ -166,13 +164,12 @@ impl Zipfian {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{rngs::StdRng, SeedableRng};
     use std::collections::HashSet;
 
     #[test]
     fn zipfian_is_skewed_and_in_range() {
         let z = Zipfian::new(1000, 0.99).expect("valid");
-        let mut rng = StdRng::seed_from_u64(7);
+        let mut rng = fastrand::Rng::with_seed(7);
         let mut counts = vec![0u32; 1000];
         for _ in 0..100_000 {
             let r = z.next_rank(&mut rng);

@@ -1,12 +1,19 @@
 //! Shared code of the PairDB benchmark harness: the generated `storage`
 //! protocol (client and server), vector clock helpers, key distributions,
-//! write values, result reporting, and the in-memory reference server. The two binaries
-//! (`pairdb-bench`, `reference-server`) are thin front ends over these modules.
+//! write values, result reporting, the load generator's command line and run
+//! (`cli`, `driver`, `preload`, `poller`, `rpc`), and the in-memory reference
+//! server. The binaries (`pairdb-bench`, `reference-server`) are thin front
+//! ends over these modules.
 
+pub mod cli;
 pub mod clock;
+pub mod driver;
 pub mod keys;
+pub mod poller;
+pub mod preload;
 pub mod reference;
 pub mod report;
+pub mod rpc;
 pub mod values;
 
 /// Code generated from `proto/storage.proto` (package `storage`) by build.rs.

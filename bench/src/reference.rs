@@ -62,11 +62,7 @@ fn poisoned() -> Status {
 }
 
 fn merged_clock(versions: &[Version]) -> Clock {
-    let mut merged = Clock::new();
-    for v in versions {
-        clock::merge_into(&mut merged, &v.clock);
-    }
-    merged
+    Clock::merge_all(versions.iter().map(|v| &v.clock))
 }
 
 /// What a write-like request (Write, Repair, Delete) wants stored.
@@ -110,12 +106,12 @@ impl ReferenceNode {
         if inc.stamp_if_blind && clock.is_empty() {
             // Blind write: descend everything stored, then tick our entry.
             clock = merged_clock(versions);
-            *clock.entry(self.node_id.clone()).or_insert(0) += 1;
+            clock.increment(&self.node_id);
         }
         // A stored version that descends the incoming one makes it stale (or
         // a repeat): nothing changes, the current clock is answered.
-        if !versions.iter().any(|v| clock::descends(&v.clock, &clock)) {
-            versions.retain(|v| !clock::descends(&clock, &v.clock));
+        if !versions.iter().any(|v| v.clock.descends(&clock)) {
+            versions.retain(|v| !clock.descends(&v.clock));
             versions.push(Version {
                 value: inc.value,
                 clock,
@@ -153,6 +149,13 @@ fn check_key(tenant: &str, key: &str) -> Result<(), (String, i32)> {
     Ok(())
 }
 
+/// [`check_key`], then the request's clock; a clock the model cannot hold
+/// (an empty node id, a negative counter) is an invalid request.
+fn check_write(tenant: &str, key: &str, vc: Option<&VectorClock>) -> Result<Clock, (String, i32)> {
+    check_key(tenant, key)?;
+    clock::from_proto(vc).map_err(|e| invalid(&e.to_string()))
+}
+
 fn entry_of(key: &Key, v: &Version) -> KeyValueEntry {
     KeyValueEntry {
         tenant_id: key.0.clone(),
@@ -168,18 +171,21 @@ fn entry_of(key: &Key, v: &Version) -> KeyValueEntry {
 impl StorageNodeService for ReferenceNode {
     async fn write(&self, req: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
         let r = req.into_inner();
-        if let Err((msg, code)) = check_key(&r.tenant_id, &r.key) {
-            return Ok(Response::new(WriteResponse {
-                success: false,
-                updated_vector_clock: None,
-                error_message: msg,
-                error_code: code,
-            }));
-        }
+        let clock = match check_write(&r.tenant_id, &r.key, r.vector_clock.as_ref()) {
+            Ok(clock) => clock,
+            Err((msg, code)) => {
+                return Ok(Response::new(WriteResponse {
+                    success: false,
+                    updated_vector_clock: None,
+                    error_message: msg,
+                    error_code: code,
+                }));
+            }
+        };
         let clock = self.apply(Incoming {
             key: (r.tenant_id, r.key),
             value: r.value,
-            clock: clock::from_proto(r.vector_clock.as_ref()),
+            clock,
             stamp_if_blind: true,
             tombstone: false,
         })?;
@@ -222,7 +228,7 @@ impl StorageNodeService for ReferenceNode {
         let winner = versions.iter().filter(|v| !v.tombstone).max_by(|a, b| {
             a.timestamp_ms
                 .cmp(&b.timestamp_ms)
-                .then_with(|| a.clock.cmp(&b.clock))
+                .then_with(|| a.clock.entries().cmp(b.clock.entries()))
                 .then_with(|| a.value.cmp(&b.value))
         });
         let resp = match winner {
@@ -245,17 +251,20 @@ impl StorageNodeService for ReferenceNode {
         req: Request<RepairRequest>,
     ) -> Result<Response<RepairResponse>, Status> {
         let r = req.into_inner();
-        if let Err((msg, code)) = check_key(&r.tenant_id, &r.key) {
-            return Ok(Response::new(RepairResponse {
-                success: false,
-                error_message: msg,
-                error_code: code,
-            }));
-        }
+        let clock = match check_write(&r.tenant_id, &r.key, r.vector_clock.as_ref()) {
+            Ok(clock) => clock,
+            Err((msg, code)) => {
+                return Ok(Response::new(RepairResponse {
+                    success: false,
+                    error_message: msg,
+                    error_code: code,
+                }));
+            }
+        };
         self.apply(Incoming {
             key: (r.tenant_id, r.key),
             value: r.value,
-            clock: clock::from_proto(r.vector_clock.as_ref()),
+            clock,
             stamp_if_blind: false,
             tombstone: false,
         })?;
@@ -271,18 +280,21 @@ impl StorageNodeService for ReferenceNode {
         req: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
         let r = req.into_inner();
-        if let Err((msg, code)) = check_key(&r.tenant_id, &r.key) {
-            return Ok(Response::new(DeleteResponse {
-                success: false,
-                updated_vector_clock: None,
-                error_message: msg,
-                error_code: code,
-            }));
-        }
+        let clock = match check_write(&r.tenant_id, &r.key, r.vector_clock.as_ref()) {
+            Ok(clock) => clock,
+            Err((msg, code)) => {
+                return Ok(Response::new(DeleteResponse {
+                    success: false,
+                    updated_vector_clock: None,
+                    error_message: msg,
+                    error_code: code,
+                }));
+            }
+        };
         let clock = self.apply(Incoming {
             key: (r.tenant_id, r.key),
             value: Bytes::new(),
-            clock: clock::from_proto(r.vector_clock.as_ref()),
+            clock,
             stamp_if_blind: true,
             tombstone: true,
         })?;
@@ -424,6 +436,20 @@ mod tests {
         assert!(!r.success);
         assert_eq!(r.error_code, ErrorCode::KeyNotFound as i32);
         assert_eq!(r.vector_clock, vc(&[("ref", 2)]));
+    }
+
+    #[tokio::test]
+    async fn a_clock_the_model_cannot_hold_is_an_invalid_request() {
+        let n = ReferenceNode::new("ref");
+        let w = n
+            .write(write("k", "a", vc(&[("c1", -1)])))
+            .await
+            .expect("w")
+            .into_inner();
+        assert!(!w.success);
+        assert_eq!(w.error_code, ErrorCode::InvalidRequest as i32);
+        let r = n.read(read("k")).await.expect("r").into_inner();
+        assert_eq!(r.error_code, ErrorCode::KeyNotFound as i32);
     }
 
     #[tokio::test]

@@ -7,7 +7,6 @@
 //! `1 - compressibility` of its size under a general-purpose compressor.
 
 use bytes::Bytes;
-use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 
 /// Smallest buffer windows are cut from; at 1 KiB values that is about 16
 /// million distinct offsets, so two writes rarely share bytes.
@@ -39,8 +38,7 @@ impl ValueSource {
         }
         let len = MIN_BUFFER_BYTES.max(value_bytes.saturating_mul(2));
         let mut buf = vec![0u8; len];
-        let mut rng = StdRng::seed_from_u64(seed);
-        rng.fill_bytes(&mut buf);
+        fastrand::Rng::with_seed(seed).fill(&mut buf);
         let zeros = (STRETCH_BYTES as f64 * compressibility).round() as usize;
         if zeros > 0 {
             for stretch in buf.chunks_mut(STRETCH_BYTES) {
@@ -60,11 +58,11 @@ impl ValueSource {
     }
 
     /// The next value: a window of the buffer at a random offset.
-    pub fn next<R: Rng + ?Sized>(&self, rng: &mut R) -> Bytes {
+    pub fn next(&self, rng: &mut fastrand::Rng) -> Bytes {
         if self.value_bytes == 0 {
             return Bytes::new();
         }
-        let offset = rng.gen_range(0..=self.buf.len() - self.value_bytes);
+        let offset = rng.usize(0..=self.buf.len() - self.value_bytes);
         self.buf.slice(offset..offset + self.value_bytes)
     }
 }
@@ -76,7 +74,7 @@ mod tests {
     #[test]
     fn values_differ_and_have_the_size() {
         let src = ValueSource::new(1024, 0.0, 1).expect("valid");
-        let mut rng = StdRng::seed_from_u64(2);
+        let mut rng = fastrand::Rng::with_seed(2);
         let a = src.next(&mut rng);
         let b = src.next(&mut rng);
         assert_eq!(a.len(), 1024);
@@ -89,7 +87,7 @@ mod tests {
     #[test]
     fn compressibility_is_the_zero_fraction() {
         let src = ValueSource::new(4096, 0.5, 3).expect("valid");
-        let mut rng = StdRng::seed_from_u64(4);
+        let mut rng = fastrand::Rng::with_seed(4);
         let v = src.next(&mut rng);
         let zeros = v.iter().filter(|&&x| x == 0).count() as f64 / v.len() as f64;
         assert!((0.45..0.55).contains(&zeros), "zero fraction {zeros}");
@@ -100,9 +98,9 @@ mod tests {
         assert!(ValueSource::new(10, 1.0, 0).is_err());
         assert!(ValueSource::new(10, -0.1, 0).is_err());
         let empty = ValueSource::new(0, 0.0, 0).expect("valid");
-        assert!(empty.next(&mut StdRng::seed_from_u64(0)).is_empty());
+        assert!(empty.next(&mut fastrand::Rng::with_seed(0)).is_empty());
         let half = MIN_BUFFER_BYTES / 2 + 1;
         let big = ValueSource::new(half, 0.0, 0).expect("valid");
-        assert_eq!(big.next(&mut StdRng::seed_from_u64(0)).len(), half);
+        assert_eq!(big.next(&mut fastrand::Rng::with_seed(0)).len(), half);
     }
 }
