@@ -2,7 +2,7 @@
 //! scan-polluted and variable-size workloads, and the hill climber's response
 //! to recency-heavy and frequency-heavy traces.
 //!
-//! Owns the deterministic workload generators (a SplitMix64 PRNG and a Zipf
+//! Owns the deterministic workload generators (seeded `fastrand`, a Zipf
 //! sampler over a precomputed CDF) and the fill-on-miss replayer. Every trace
 //! is seeded, so the reported hit ratios are the same on every run. Both
 //! caches see the same trace and byte budget; the replayer checks the budget
@@ -14,33 +14,6 @@ use bytes::Bytes;
 
 use super::lru::LruCache;
 use super::AdaptiveCache;
-
-/// SplitMix64: a small, fast, seedable generator for test workloads.
-pub(super) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub(super) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (Lemire's multiply-shift; `n > 0`).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Zipf(s) over ranks `0..n` (rank 0 most popular), sampled by binary search
 /// of the cumulative distribution.
@@ -63,8 +36,8 @@ impl Zipf {
         Self { cdf }
     }
 
-    fn sample(&self, rng: &mut SplitMix64) -> u64 {
-        let u = rng.next_f64();
+    fn sample(&self, rng: &mut fastrand::Rng) -> u64 {
+        let u = rng.f64();
         let rank = self.cdf.partition_point(|&c| c <= u);
         rank.min(self.cdf.len() - 1) as u64
     }
@@ -83,7 +56,7 @@ const ZIPF_SKEW: f64 = 0.99;
 
 /// Between 100 B and 16 KiB, fixed per key and independent of popularity.
 fn variable_charge_bytes(id: u64) -> u64 {
-    100 + SplitMix64::new(id).below(16 * 1024 - 100 + 1)
+    100 + fastrand::Rng::with_seed(id).u64(..16 * 1024 - 100 + 1)
 }
 
 /// The calls the replayer needs, for both caches.
@@ -179,7 +152,7 @@ fn replay(
 
 fn zipf_trace(seed: u64, len: usize) -> Vec<Access> {
     let zipf = Zipf::new(ZIPF_KEYS, ZIPF_SKEW);
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     (0..len)
         .map(|_| Access {
             id: scramble(zipf.sample(&mut rng)),
@@ -324,9 +297,9 @@ fn hill_climber_grows_the_window_for_a_recency_heavy_trace() {
     // only recency (a large window) keeps the new ones cached.
     const WORKING_SET: u64 = 1_500;
     const ACCESSES_PER_SLIDE: u64 = 10;
-    let mut rng = SplitMix64::new(0x5eed_0005);
+    let mut rng = fastrand::Rng::with_seed(0x5eed_0005);
     let trace: Vec<u64> = (0..600_000u64)
-        .map(|t| scramble(t / ACCESSES_PER_SLIDE + rng.below(WORKING_SET)))
+        .map(|t| scramble(t / ACCESSES_PER_SLIDE + rng.u64(..WORKING_SET)))
         .collect();
     let capacity_bytes = CLIMB_CACHE_ENTRIES * FIXED_CHARGE_BYTES;
     let every = trace.len() / CLIMB_CHECKPOINTS;
