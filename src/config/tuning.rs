@@ -88,7 +88,10 @@ impl Default for CacheConfig {
 }
 
 /// Checks the three sections; `Err((key, reason))` names the first problem.
-pub fn validate(c: &CompactionConfig, f: &FlowControlConfig) -> Result<(), (&'static str, String)> {
+pub(super) fn validate(
+    c: &CompactionConfig,
+    f: &FlowControlConfig,
+) -> Result<(), (&'static str, String)> {
     if c.l0_trigger_tables < 2 {
         return Err((
             "storage.compaction.l0_trigger_tables",

@@ -2,6 +2,11 @@
 //! their reconciliation, key identity and ring ownership. Everything here is
 //! pure and unit/property tested in place.
 
+// Stricter rules than the crate's for a layer that must never panic on
+// bytes from disk or the wire: no unwrap or expect (tests are exempt, see
+// clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod bounds;
 pub mod clock;
 pub mod key;

@@ -24,13 +24,13 @@ use std::time::{Duration, Instant};
 
 /// How long start-up waits for the kernel to release a listening socket no
 /// live process holds before refusing.
-pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// How often the probe retries while waiting for the release.
-pub const PORT_RELEASE_POLL: Duration = Duration::from_millis(50);
+pub(crate) const PORT_RELEASE_POLL: Duration = Duration::from_millis(50);
 
 /// The `st` column of a listening socket in /proc/net/tcp (`TCP_LISTEN`).
-pub const TCP_STATE_LISTEN: u8 = 0x0A;
+pub(crate) const TCP_STATE_LISTEN: u8 = 0x0A;
 
 #[derive(Debug)]
 pub enum PortError {
@@ -112,7 +112,8 @@ fn join(inodes: &[u64]) -> String {
 /// Binds the core's listener: SO_REUSEPORT so every core binds the same
 /// address, SO_REUSEADDR (inherited by accepted sockets) so connections left
 /// in TIME_WAIT by a previous run do not block a restart.
-pub fn bind_listener(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+#[allow(unsafe_code)] // one call: handing the socket's fd to glommio
+pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::os::unix::io::{FromRawFd, IntoRawFd};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -120,14 +121,16 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListe
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
-    // SAFETY: the fd is a bound, listening TCP socket; ownership moves to glommio.
+    // SAFETY: `into_raw_fd` gives up the socket's only owner, so the fd is a
+    // valid, open, bound and listening TCP socket that nothing else closes;
+    // ownership moves to glommio's listener.
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Checks `addr` is free and returns it with port 0 resolved. A busy address
 /// held by a live process is refused at once; one no live process holds is
 /// waited for up to [`PORT_RELEASE_WAIT`].
-pub fn probe(addr: SocketAddr) -> Result<SocketAddr, PortError> {
+pub(crate) fn probe(addr: SocketAddr) -> Result<SocketAddr, PortError> {
     probe_waiting(addr, PORT_RELEASE_WAIT, find_holder)
 }
 
@@ -182,7 +185,7 @@ fn probe_waiting(
 
 /// One socket of `/proc/net/tcp` or `/proc/net/tcp6`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcTcpSocket {
+pub(crate) struct ProcTcpSocket {
     pub local: SocketAddr,
     /// The kernel's TCP state (`TCP_STATE_LISTEN` for a listener).
     pub state: u8,
@@ -194,7 +197,7 @@ pub struct ProcTcpSocket {
 /// header or a line that does not have the expected shape. The kernel prints
 /// each 32-bit word of the address as a hex number in host byte order, the
 /// port in plain hex.
-pub fn parse_proc_net_tcp_line(line: &str) -> Option<ProcTcpSocket> {
+pub(crate) fn parse_proc_net_tcp_line(line: &str) -> Option<ProcTcpSocket> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
     if fields.len() < 10 || !fields[0].ends_with(':') {
@@ -228,7 +231,7 @@ fn word_bytes(hex: &str) -> Option<[u8; 4]> {
 /// Whether a socket listening on `local` makes binding `addr` fail: same
 /// port, and the same address (IPv4-mapped IPv6 counts as IPv4) or either
 /// side the wildcard.
-pub fn conflicts(local: SocketAddr, addr: SocketAddr) -> bool {
+pub(crate) fn conflicts(local: SocketAddr, addr: SocketAddr) -> bool {
     fn canonical(ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -241,7 +244,7 @@ pub fn conflicts(local: SocketAddr, addr: SocketAddr) -> bool {
 
 /// Inodes of the listening sockets in `table` (a /proc/net/tcp text) that
 /// conflict with `addr`.
-pub fn listening_inodes(table: &str, addr: SocketAddr) -> Vec<u64> {
+pub(crate) fn listening_inodes(table: &str, addr: SocketAddr) -> Vec<u64> {
     table
         .lines()
         .filter_map(parse_proc_net_tcp_line)
@@ -251,7 +254,7 @@ pub fn listening_inodes(table: &str, addr: SocketAddr) -> Vec<u64> {
 }
 
 /// Looks up who holds the listening socket on `addr` (see [`Holder`]).
-pub fn find_holder(addr: SocketAddr) -> Holder {
+pub(crate) fn find_holder(addr: SocketAddr) -> Holder {
     let mut inodes = BTreeSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         match std::fs::read_to_string(table) {

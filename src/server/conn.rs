@@ -33,7 +33,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 
 /// Serves one accepted connection until the client leaves or shutdown ends it.
-pub async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<ConnState>) {
+pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<ConnState>) {
     let peer = stream.peer_addr().ok();
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(?peer, error = %e, "set_nodelay failed");

@@ -20,7 +20,7 @@ const EVICTION_WAIT: Duration = Duration::from_millis(200);
 
 /// One open connection as the core sees it: its streams in flight, since
 /// when it has had none, and the latch that asks it to close.
-pub struct ConnState {
+pub(crate) struct ConnState {
     streams: Cell<usize>,
     idle_since: Cell<Option<Instant>>,
     evict: Semaphore,
@@ -29,21 +29,21 @@ pub struct ConnState {
 
 impl ConnState {
     /// Marks a stream open until the guard drops.
-    pub fn stream_started(self: &Rc<Self>) -> StreamGuard {
+    pub(crate) fn stream_started(self: &Rc<Self>) -> StreamGuard {
         self.streams.set(self.streams.get() + 1);
         self.idle_since.set(None);
         StreamGuard(Rc::clone(self))
     }
 
     /// Returns once the core asks this connection to close (eviction).
-    pub async fn wait_evicted(&self) {
+    pub(crate) async fn wait_evicted(&self) {
         while self.evict.acquire(1).await.is_ok() {}
     }
 }
 
 /// An open stream of a connection; the connection is idle from when the
 /// last one drops.
-pub struct StreamGuard(Rc<ConnState>);
+pub(crate) struct StreamGuard(Rc<ConnState>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
@@ -55,7 +55,7 @@ impl Drop for StreamGuard {
     }
 }
 
-pub struct CoreContext {
+pub(crate) struct CoreContext {
     pub config: Config,
     pub router: Rc<Router>,
     pub started: Instant,
@@ -69,14 +69,14 @@ pub struct CoreContext {
 }
 
 /// Lowers a counter by `amount` when dropped.
-pub struct Admission<'a> {
+pub(crate) struct Admission<'a> {
     cell: &'a Cell<usize>,
     amount: usize,
 }
 
 impl Admission<'_> {
     /// Raises the admitted amount by `more` (within the same guard).
-    pub fn grow(&mut self, more: usize) {
+    pub(crate) fn grow(&mut self, more: usize) {
         self.cell.set(self.cell.get() + more);
         self.amount += more;
     }
@@ -98,7 +98,7 @@ fn admit(cell: &Cell<usize>, amount: usize, max: usize) -> Option<Admission<'_>>
 }
 
 impl CoreContext {
-    pub fn new(config: Config, router: Rc<Router>, started: Instant) -> Self {
+    pub(crate) fn new(config: Config, router: Rc<Router>, started: Instant) -> Self {
         Self {
             config,
             router,
@@ -112,7 +112,7 @@ impl CoreContext {
     }
 
     /// Admits a connection, or `None` at `connections_max_per_core`.
-    pub fn admit_connection(&self) -> Option<Admission<'_>> {
+    pub(crate) fn admit_connection(&self) -> Option<Admission<'_>> {
         admit(
             &self.connections,
             1,
@@ -124,7 +124,7 @@ impl CoreContext {
     /// connection idle the longest (no streams in flight) to close and waits
     /// up to [`EVICTION_WAIT`] for its slot, so idle connections can never
     /// lock new clients out; `None` when every connection is busy.
-    pub async fn admit_connection_evicting(&self) -> Option<(Admission<'_>, Rc<ConnState>)> {
+    pub(crate) async fn admit_connection_evicting(&self) -> Option<(Admission<'_>, Rc<ConnState>)> {
         let deadline = Instant::now() + EVICTION_WAIT;
         let mut evicted = false;
         loop {
@@ -179,12 +179,12 @@ impl CoreContext {
         }
     }
 
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.get()
     }
 
     /// Admits a request, or `None` at `inflight_requests_max_per_core`.
-    pub fn admit_request(&self) -> Option<Admission<'_>> {
+    pub(crate) fn admit_request(&self) -> Option<Admission<'_>> {
         admit(
             &self.inflight_requests,
             1,
@@ -194,7 +194,11 @@ impl CoreContext {
 
     /// Admits `bytes` more of buffered request body into `guard`, or `false`
     /// past `inflight_bytes_max_per_core`.
-    pub fn admit_bytes<'a>(&'a self, guard: &mut Option<Admission<'a>>, bytes: usize) -> bool {
+    pub(crate) fn admit_bytes<'a>(
+        &'a self,
+        guard: &mut Option<Admission<'a>>,
+        bytes: usize,
+    ) -> bool {
         let max = self.config.limits.inflight_bytes_max_per_core;
         if self.inflight_bytes.get() + bytes > max {
             return false;
@@ -207,12 +211,12 @@ impl CoreContext {
     }
 
     /// Starts shutdown on this core: every `wait_shutdown` returns.
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.shutdown.close();
     }
 
     /// Returns once shutdown has begun.
-    pub async fn wait_shutdown(&self) {
+    pub(crate) async fn wait_shutdown(&self) {
         // A closed semaphore fails every acquire: that is the signal.
         while self.shutdown.acquire(1).await.is_ok() {}
     }

@@ -11,10 +11,14 @@ use crate::proto;
 
 /// A request field that failed validation; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid(pub String);
+pub(crate) struct Invalid(pub String);
 
 /// Checks tenant_id and key against the limits and encodes their identity.
-pub fn key_ref(tenant_id: &str, key: &str, limits: &LimitsConfig) -> Result<KeyRef, Invalid> {
+pub(crate) fn key_ref(
+    tenant_id: &str,
+    key: &str,
+    limits: &LimitsConfig,
+) -> Result<KeyRef, Invalid> {
     if tenant_id.is_empty() {
         return Err(Invalid("tenant_id: must not be empty".into()));
     }
@@ -39,7 +43,7 @@ pub fn key_ref(tenant_id: &str, key: &str, limits: &LimitsConfig) -> Result<KeyR
 }
 
 /// Checks a value's size.
-pub fn check_value(value: &[u8], limits: &LimitsConfig) -> Result<(), Invalid> {
+pub(crate) fn check_value(value: &[u8], limits: &LimitsConfig) -> Result<(), Invalid> {
     if value.len() > limits.value_bytes_max {
         return Err(Invalid(format!(
             "value: {} bytes, at most {} allowed",
@@ -51,7 +55,7 @@ pub fn check_value(value: &[u8], limits: &LimitsConfig) -> Result<(), Invalid> {
 }
 
 /// A wire clock (absent = empty) as a validated [`VectorClock`].
-pub fn clock_from_wire(
+pub(crate) fn clock_from_wire(
     clock: Option<proto::VectorClock>,
     limits: &LimitsConfig,
 ) -> Result<VectorClock, Invalid> {
@@ -67,7 +71,7 @@ pub fn clock_from_wire(
 
 /// A clock for the wire. Counters past `i64::MAX` are clamped (they cannot
 /// arise from wire input, which is never negative, plus increments).
-pub fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
+pub(crate) fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
     proto::VectorClock {
         entries: clock
             .entries()
@@ -83,7 +87,7 @@ pub fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
 /// One stored version as a wire entry (the reference `read_answer` is
 /// tested against).
 #[cfg(test)]
-pub fn version_to_wire(
+pub(crate) fn version_to_wire(
     tenant_id: &str,
     key: &str,
     v: &crate::model::Version,
@@ -105,7 +109,7 @@ pub fn version_to_wire(
 /// [`crate::model::read_answer_bytes`]. The node sends the same bytes
 /// through `read_answer::encode`; this builds the wire struct they must equal.
 #[cfg(test)]
-pub fn read_response(
+pub(crate) fn read_response(
     tenant_id: &str,
     key: &str,
     set: &crate::model::VersionSet,
@@ -145,7 +149,7 @@ pub fn read_response(
 }
 
 /// The wire error code for an engine error.
-pub fn error_code(e: &EngineError) -> proto::ErrorCode {
+pub(crate) fn error_code(e: &EngineError) -> proto::ErrorCode {
     match e {
         EngineError::Corrupted { .. } => proto::ErrorCode::CorruptedData,
         EngineError::DiskFull => proto::ErrorCode::DiskFull,

@@ -9,12 +9,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::time::Duration;
 
 /// Length of the gRPC message prefix.
-pub const PREFIX_BYTES: usize = 5;
+pub(crate) const PREFIX_BYTES: usize = 5;
 
 /// The gRPC status codes this server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Code {
+pub(crate) enum Code {
     Ok = 0,
     Cancelled = 1,
     InvalidArgument = 3,
@@ -26,13 +26,13 @@ pub enum Code {
 
 /// A non-OK gRPC status with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub code: Code,
     pub message: String,
 }
 
 impl Status {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -42,7 +42,7 @@ impl Status {
 
 /// What a frame check found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The prefix announces more bytes than allowed.
     TooLarge { len: usize, max: usize },
     /// The compressed flag is set; this server negotiates no compression.
@@ -72,7 +72,7 @@ impl From<FrameError> for Status {
 
 /// Reads the prefix: the announced message length, refusing compression and
 /// lengths over `max`.
-pub fn parse_prefix(prefix: &[u8; PREFIX_BYTES], max: usize) -> Result<usize, FrameError> {
+pub(crate) fn parse_prefix(prefix: &[u8; PREFIX_BYTES], max: usize) -> Result<usize, FrameError> {
     if prefix[0] != 0 {
         return Err(FrameError::Compressed);
     }
@@ -84,7 +84,7 @@ pub fn parse_prefix(prefix: &[u8; PREFIX_BYTES], max: usize) -> Result<usize, Fr
 }
 
 /// Splits a complete unary request body into its one message.
-pub fn decode_unary(body: &[u8], max: usize) -> Result<&[u8], FrameError> {
+pub(crate) fn decode_unary(body: &[u8], max: usize) -> Result<&[u8], FrameError> {
     if body.len() < PREFIX_BYTES {
         return Err(FrameError::Truncated {
             have: body.len(),
@@ -105,7 +105,7 @@ pub fn decode_unary(body: &[u8], max: usize) -> Result<&[u8], FrameError> {
 }
 
 /// Frames an encoded message: prefix then bytes.
-pub fn encode_frame<M: prost::Message>(msg: &M) -> Bytes {
+pub(crate) fn encode_frame<M: prost::Message>(msg: &M) -> Bytes {
     let len = msg.encoded_len();
     let mut buf = BytesMut::with_capacity(PREFIX_BYTES + len);
     buf.put_u8(0);
@@ -161,7 +161,7 @@ impl From<Bytes> for Frame {
 
 /// Parses a `grpc-timeout` header value: 1 to 8 ASCII digits and a unit
 /// (H, M, S, m, u, n). `None` for anything malformed.
-pub fn parse_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_timeout(value: &str) -> Option<Duration> {
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -180,7 +180,7 @@ pub fn parse_timeout(value: &str) -> Option<Duration> {
 
 /// Percent-encodes a status message as `grpc-message` requires (bytes
 /// outside printable ASCII, and '%', become %XX).
-pub fn percent_encode(message: &str) -> String {
+pub(crate) fn percent_encode(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     for b in message.bytes() {
         if (0x20..=0x7e).contains(&b) && b != b'%' {

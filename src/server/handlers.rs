@@ -19,11 +19,15 @@ use prost::Message;
 use std::collections::HashMap;
 
 /// Method paths are `/storage.StorageNodeService/<Method>`.
-pub const SERVICE_PREFIX: &str = "/storage.StorageNodeService/";
+pub(crate) const SERVICE_PREFIX: &str = "/storage.StorageNodeService/";
 
 /// Handles one unary call; `body` is the request message without its prefix.
 /// Answers the framed response message, or a gRPC status.
-pub async fn dispatch(core: &CoreContext, method: &str, body: Bytes) -> Result<Frame, Status> {
+pub(crate) async fn dispatch(
+    core: &CoreContext,
+    method: &str,
+    body: Bytes,
+) -> Result<Frame, Status> {
     match method {
         "Write" => Ok(encode_frame(&write(core, decode(body)?).await).into()),
         "Read" => fit_answer(core, read(core, decode(body)?).await),

@@ -21,12 +21,12 @@ use std::rc::Rc;
 
 /// What travels between cores.
 #[derive(Debug)]
-pub enum MeshMsg {
+pub(crate) enum MeshMsg {
     Call { id: u64, op: ShardOp },
     Reply { id: u64, reply: ShardReply },
 }
 
-pub struct Router {
+pub(crate) struct Router {
     shard: Rc<Shard>,
     shards: usize,
     senders: Option<Senders<MeshMsg>>,
@@ -48,7 +48,7 @@ impl Drop for PendingGuard<'_> {
 
 impl Router {
     /// `senders` is `None` only when there is a single shard.
-    pub fn new(shard: Rc<Shard>, shards: usize, senders: Option<Senders<MeshMsg>>) -> Self {
+    pub(crate) fn new(shard: Rc<Shard>, shards: usize, senders: Option<Senders<MeshMsg>>) -> Self {
         Self {
             shard,
             shards,
@@ -58,16 +58,16 @@ impl Router {
         }
     }
 
-    pub fn shards(&self) -> usize {
+    pub(crate) fn shards(&self) -> usize {
         self.shards
     }
 
-    pub fn local_shard(&self) -> &Rc<Shard> {
+    pub(crate) fn local_shard(&self) -> &Rc<Shard> {
         &self.shard
     }
 
     /// Runs `op` on shard `owner`, here or on its core, and returns the answer.
-    pub async fn call(&self, owner: usize, op: ShardOp) -> ShardReply {
+    pub(crate) async fn call(&self, owner: usize, op: ShardOp) -> ShardReply {
         let counts = !matches!(op, ShardOp::Stats);
         if owner == self.shard.id() {
             if counts {
@@ -106,7 +106,7 @@ impl Router {
     }
 
     /// Figures from every shard, in shard order.
-    pub async fn all_stats(&self) -> Result<Vec<ShardStats>, EngineError> {
+    pub(crate) async fn all_stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         let calls = (0..self.shards).map(|s| self.call(s, ShardOp::Stats));
         let mut out = Vec::with_capacity(self.shards);
         for reply in futures_join_all(calls).await {
@@ -125,7 +125,7 @@ impl Router {
 
     /// Starts one receive loop per peer core. Each loop ends when its peer
     /// closes the channel (at shutdown).
-    pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<MeshMsg>) {
+    pub(crate) fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<MeshMsg>) {
         for (peer, stream) in receivers.streams() {
             let router = Rc::clone(self);
             glommio::spawn_local(async move {
@@ -168,7 +168,7 @@ impl Router {
     }
 
     /// Closes this core's outgoing channels (at shutdown, after draining).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Some(s) = &self.senders {
             s.close();
         }

@@ -57,7 +57,7 @@ impl std::fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 /// Bytes [`encode_entry`] will write.
-pub fn entry_len(key: &[u8], versions: &[Version]) -> usize {
+pub(crate) fn entry_len(key: &[u8], versions: &[Version]) -> usize {
     4 + key.len() + 2 + versions.iter().map(version_len).sum::<usize>()
 }
 
@@ -67,7 +67,7 @@ fn version_len(v: &Version) -> usize {
 }
 
 /// Appends one entry. `versions` must hold 1 to 65535 versions.
-pub fn encode_entry(out: &mut impl BufMut, key: &[u8], versions: &[Version]) {
+pub(crate) fn encode_entry(out: &mut impl BufMut, key: &[u8], versions: &[Version]) {
     debug_assert!(!versions.is_empty() && versions.len() <= u16::MAX as usize);
     out.put_u32(key.len() as u32);
     out.put_slice(key);
@@ -100,7 +100,7 @@ fn need(buf: &Bytes, n: usize) -> Result<(), CodecError> {
 
 /// Decodes one entry from the front of `buf`, advancing it. Values and keys
 /// are zero-copy slices of `buf`.
-pub fn decode_entry(buf: &mut Bytes) -> Result<(Bytes, Vec<Version>), CodecError> {
+pub(crate) fn decode_entry(buf: &mut Bytes) -> Result<(Bytes, Vec<Version>), CodecError> {
     need(buf, 4)?;
     let key_len = buf.get_u32() as usize;
     need(buf, key_len)?;

@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"PDBMETA\x01";
 /// The data format this binary reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Partitioning scheme 1: shard = (token * shards) >> 64.
-pub const PARTITIONING_TOKEN_RANGE: u8 = 1;
+pub(crate) const PARTITIONING_TOKEN_RANGE: u8 = 1;
 
 #[derive(Debug)]
 pub enum DataDirError {
@@ -165,7 +165,7 @@ pub enum DirRole {
 
 /// Contents of META.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub format_version: u32,
     pub shards: usize,
     pub partitioning: u8,
@@ -174,7 +174,7 @@ pub struct Meta {
 
 /// An opened, locked data directory. The lock lasts as long as this value.
 #[derive(Debug)]
-pub struct DataDir {
+pub(crate) struct DataDir {
     root: PathBuf,
     meta: Meta,
     _lock: File,
@@ -225,7 +225,7 @@ fn ensure_dir(path: &Path, role: DirRole) -> Result<(), DataDirError> {
 }
 
 /// Encodes META.
-pub fn encode_meta(meta: &Meta) -> Vec<u8> {
+pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
     let mut out = Vec::with_capacity(23 + meta.node_id.len());
     out.extend_from_slice(META_MAGIC);
     out.extend_from_slice(&meta.format_version.to_be_bytes());
@@ -239,7 +239,7 @@ pub fn encode_meta(meta: &Meta) -> Vec<u8> {
 }
 
 /// Decodes META, checking magic, length and checksum (not the version).
-pub fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
+pub(crate) fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
     if raw.len() < 23 {
         return Err(format!(
             "{} bytes, shorter than the smallest META",
@@ -267,7 +267,7 @@ pub fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
 }
 
 /// Writes `bytes` to `path` atomically and durably.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, "create", e))?;
@@ -285,7 +285,7 @@ impl DataDir {
     /// new directory. A directory recorded under another node id than
     /// `node_id` is refused unless `allow_node_id_change`, which records
     /// `node_id` instead.
-    pub fn open(
+    pub(crate) fn open(
         root: &Path,
         shards: Option<usize>,
         default_shards: usize,
@@ -391,17 +391,17 @@ impl DataDir {
         })
     }
 
-    pub fn meta(&self) -> &Meta {
+    pub(crate) fn meta(&self) -> &Meta {
         &self.meta
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 }
 
 /// The folder of one shard.
-pub fn shard_dir(root: &Path, shard: usize) -> PathBuf {
+pub(crate) fn shard_dir(root: &Path, shard: usize) -> PathBuf {
     root.join(format!("shard-{shard:03}"))
 }
 

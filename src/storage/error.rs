@@ -98,7 +98,7 @@ impl StorageError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             StorageError::Io { source, .. } => {
-                matches!(os_error(source), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                matches!(os_error(source), Some(libc::ENOSPC | libc::EDQUOT))
             }
             _ => false,
         }

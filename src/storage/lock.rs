@@ -18,13 +18,13 @@ use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// How long start-up waits for a lock whose holder is exiting.
-pub const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// How often it tries again meanwhile.
-pub const LOCK_RELEASE_POLL: Duration = Duration::from_millis(50);
+pub(crate) const LOCK_RELEASE_POLL: Duration = Duration::from_millis(50);
 
 /// Why the lock could not be taken.
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another process holds it: `pid` when known (a live holder).
     Held {
         pid: Option<u32>,
@@ -41,15 +41,17 @@ enum Holder {
 }
 
 /// Takes the exclusive lock on `file`, waiting out a holder that is exiting.
-pub fn acquire(file: &File) -> Result<(), LockError> {
+pub(crate) fn acquire(file: &File) -> Result<(), LockError> {
     acquire_waiting(file, LOCK_RELEASE_WAIT)
 }
 
+#[allow(unsafe_code)] // one call: flock(2) (std's File::try_lock needs a newer Rust than rust-version)
 fn acquire_waiting(file: &File, wait: Duration) -> Result<(), LockError> {
     let started = Instant::now();
     let mut logged = false;
     loop {
-        // SAFETY: flock on a valid, owned descriptor.
+        // SAFETY: flock(2) only reads its arguments; the descriptor belongs
+        // to `file`, which the caller keeps open for the whole call.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {
             return Ok(());
@@ -111,7 +113,7 @@ fn process_alive(pid: u32) -> bool {
         .rfind(')')
         .and_then(|i| stat.get(i + 1..))
         .and_then(|rest| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z") | Some("X") | Some("x"))
+    !matches!(state, None | Some("Z" | "X" | "x"))
 }
 
 /// One lock of `/proc/locks`.

@@ -26,8 +26,8 @@ use bytes::{Buf, BufMut, Bytes};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"PDBMANI\x01";
-pub const FORMAT_VERSION: u32 = 1;
-pub const FILE_NAME: &str = "MANIFEST";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FILE_NAME: &str = "MANIFEST";
 
 /// One live SSTable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub struct TableMeta {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub shard_id: u32,
     pub next_file_no: u64,
     pub wal_min_segment: u64,
@@ -49,12 +49,12 @@ pub struct Manifest {
 }
 
 /// The SSTable file name of `file_no`.
-pub fn table_file_name(file_no: u64) -> String {
+pub(crate) fn table_file_name(file_no: u64) -> String {
     format!("sst-{file_no:016}.sst")
 }
 
 impl Manifest {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.put_slice(MAGIC);
         out.put_u32(FORMAT_VERSION);
@@ -77,7 +77,7 @@ impl Manifest {
         out
     }
 
-    pub fn decode(raw: &[u8]) -> Result<Self, String> {
+    pub(crate) fn decode(raw: &[u8]) -> Result<Self, String> {
         if raw.len() < 8 + 4 + 4 + 8 + 8 + 4 + 4 {
             return Err(format!(
                 "{} bytes, shorter than an empty manifest",
@@ -145,7 +145,7 @@ impl Manifest {
 }
 
 /// Loads the shard's manifest; a missing file is an empty manifest.
-pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, StorageError> {
+pub(crate) fn load(dir: &Path, shard_id: u32) -> Result<Manifest, StorageError> {
     let path = dir.join(FILE_NAME);
     match std::fs::read(&path) {
         Ok(raw) => {
@@ -171,7 +171,7 @@ pub fn load(dir: &Path, shard_id: u32) -> Result<Manifest, StorageError> {
 
 /// Why [`store`] failed, and whether the new manifest is already in place.
 #[derive(Debug)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// Nothing changed: the previous manifest is still the one in place.
     NotStored(StorageError),
     /// The new manifest replaced the old one (renamed into place), but the
@@ -218,7 +218,7 @@ const DIR_SYNC_TRIES: u32 = 3;
 
 /// Replaces the manifest atomically and durably. See [`StoreError`] for
 /// what a failure means.
-pub async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+pub(crate) async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let dst = dir.join(FILE_NAME);
     let bytes = manifest.encode();

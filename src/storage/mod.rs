@@ -8,14 +8,19 @@
 //! engine turns into its own error; the pure formats report their own
 //! precise error types.
 
-pub mod codec;
-pub mod datadir;
-pub mod error;
-pub mod lock;
-pub mod manifest;
-pub mod sentinel;
-pub mod sstable;
-pub mod wal;
+// Stricter rules than the crate's for a layer that must never panic on
+// bytes from disk or the wire: no unwrap or expect (tests are exempt, see
+// clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub(crate) mod codec;
+pub(crate) mod datadir;
+pub(crate) mod error;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod sentinel;
+pub(crate) mod sstable;
+pub(crate) mod wal;
 
 /// A temporary directory for tests that do direct I/O: under the build's
 /// target folder (on the project's disk), since tmpfs has no O_DIRECT.

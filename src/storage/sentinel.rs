@@ -11,7 +11,7 @@ use std::path::Path;
 const SENTINEL_BYTES: usize = 4096;
 
 /// Ensures `dir/SENTINEL` exists with data and opens it once with DMA.
-pub async fn touch(dir: &Path) -> Result<(), StorageError> {
+pub(crate) async fn touch(dir: &Path) -> Result<(), StorageError> {
     let path = dir.join("SENTINEL");
     let needs_write = std::fs::metadata(&path)
         .map(|m| m.len() < SENTINEL_BYTES as u64)

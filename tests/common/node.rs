@@ -68,7 +68,9 @@ pub fn command(stderr_path: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr))
         .env_remove("RUST_LOG");
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    // SAFETY: the closure runs in the forked child before exec; prctl(2) is
+    // async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -316,7 +318,9 @@ impl Node {
 
     /// Sends `signal` to the node process.
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid.
+        // SAFETY: kill(2) takes plain integers and touches no memory; the
+        // pid is our own child's, not yet reaped.
+        #[allow(unsafe_code)]
         let rc = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
     }

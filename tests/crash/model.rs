@@ -9,7 +9,7 @@ use crate::common::ClockMap;
 /// One write attempt. `seq` is unique per writer, so a value names the
 /// attempt that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Put { seq: u64, len: usize },
     Delete { seq: u64 },
 }
@@ -24,7 +24,7 @@ impl std::fmt::Display for Op {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct KeyModel {
+pub(crate) struct KeyModel {
     /// The last acknowledged outcome and its clock, or the state read back
     /// after the last restart (recovered state is as good as acknowledged).
     pub acked: Option<(Op, ClockMap)>,
@@ -33,7 +33,7 @@ pub struct KeyModel {
 }
 
 impl KeyModel {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let acked = match &self.acked {
             Some((op, clock)) => format!("last acknowledged {op} clock {clock:?}"),
             None => "nothing acknowledged".to_string(),
@@ -44,23 +44,23 @@ impl KeyModel {
 }
 
 /// One writer's keys, carried across cycles.
-pub struct Writer {
+pub(crate) struct Writer {
     pub id: usize,
     pub next_seq: u64,
     pub keys: Vec<KeyModel>,
 }
 
-pub fn key_name(w: usize, k: usize) -> String {
+pub(crate) fn key_name(w: usize, k: usize) -> String {
     format!("w{w}-k{k}")
 }
 
-pub fn value_prefix(w: usize, k: usize, seq: u64) -> String {
+pub(crate) fn value_prefix(w: usize, k: usize, seq: u64) -> String {
     format!("w{w}-k{k}-n{seq}|")
 }
 
 /// The value of attempt `seq`: a prefix naming it, then a deterministic
 /// filler up to `len` bytes (so a torn or mixed-up value is noticed).
-pub fn value_bytes(w: usize, k: usize, seq: u64, len: usize) -> Vec<u8> {
+pub(crate) fn value_bytes(w: usize, k: usize, seq: u64, len: usize) -> Vec<u8> {
     let mut v = value_prefix(w, k, seq).into_bytes();
     let start = v.len();
     v.extend((start..len.max(start)).map(|i| ((seq as usize * 131 + i * 7 + w) % 251) as u8));
@@ -68,7 +68,7 @@ pub fn value_bytes(w: usize, k: usize, seq: u64, len: usize) -> Vec<u8> {
 }
 
 /// The attempt sequence number a stored value names, if it is one of ours.
-pub fn parse_seq(w: usize, k: usize, value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_seq(w: usize, k: usize, value: &[u8]) -> Option<u64> {
     let bar = value.iter().position(|b| *b == b'|')?;
     let head = std::str::from_utf8(&value[..bar]).ok()?;
     head.strip_prefix(&format!("w{w}-k{k}-n"))?.parse().ok()

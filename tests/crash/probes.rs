@@ -11,7 +11,7 @@ use crate::SHARDS;
 
 /// Starts a node on `data_dir`, on `port` if it can still be had, else on a
 /// fresh port (another process may have taken it meanwhile).
-pub async fn start_on(opts: &NodeOptions, data_dir: &Path, port: u16, what: &str) -> Node {
+pub(crate) async fn start_on(opts: &NodeOptions, data_dir: &Path, port: u16, what: &str) -> Node {
     let mut port = port;
     let mut last = String::new();
     for attempt in 0..3 {
@@ -41,7 +41,7 @@ pub async fn start_on(opts: &NodeOptions, data_dir: &Path, port: u16, what: &str
 
 /// Whether any shard reports a compaction in progress (a health check with
 /// a short timeout; `false` if the node does not answer in time).
-pub async fn compaction_running(node: &Node) -> bool {
+pub(crate) async fn compaction_running(node: &Node) -> bool {
     let probe = async {
         let mut c = node.client().await;
         let m = metrics(&mut c).await;
@@ -56,7 +56,7 @@ pub async fn compaction_running(node: &Node) -> bool {
 }
 
 /// Tables below L0, over every shard.
-pub async fn tables_below_l0(node: &Node) -> u64 {
+pub(crate) async fn tables_below_l0(node: &Node) -> u64 {
     let mut c = node.client().await;
     let m = metrics(&mut c).await;
     (0..SHARDS)
@@ -66,7 +66,7 @@ pub async fn tables_below_l0(node: &Node) -> u64 {
 }
 
 /// Sum of `shard.N.wal_replayed_records` over the shards.
-pub async fn replayed_records(node: &Node) -> u64 {
+pub(crate) async fn replayed_records(node: &Node) -> u64 {
     let mut c = node.client().await;
     let m = metrics(&mut c).await;
     (0..SHARDS)

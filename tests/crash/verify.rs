@@ -8,7 +8,7 @@ use crate::model::{key_name, parse_seq, value_bytes, Op, Writer};
 use crate::{KEYS_PER_WRITER, RPC_TIMEOUT, TENANT};
 
 #[derive(Debug, Default)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub checked: usize,
     pub with_acked_state: usize,
     pub found: usize,
@@ -19,7 +19,7 @@ pub struct Verified {
 
 /// Reads every key of `wr` and checks it against the model; on success the
 /// recovered state becomes the key's new baseline.
-pub async fn verify_writer(
+pub(crate) async fn verify_writer(
     mut wr: Writer,
     mut client: Client,
     label: String,
@@ -199,7 +199,11 @@ pub async fn verify_writer(
 
 /// Checks every key of every writer on `node`; returns the writers (with the
 /// recovered state as their new baseline) and the totals.
-pub async fn verify_all(node: &Node, writers: Vec<Writer>, label: &str) -> (Vec<Writer>, Verified) {
+pub(crate) async fn verify_all(
+    node: &Node,
+    writers: Vec<Writer>,
+    label: &str,
+) -> (Vec<Writer>, Verified) {
     let mut tasks = Vec::new();
     for wr in writers {
         let client = node.client().await;
@@ -222,7 +226,13 @@ pub async fn verify_all(node: &Node, writers: Vec<Writer>, label: &str) -> (Vec<
 }
 
 /// Panics with every failure of a check (and the node's log) if there are any.
-pub fn assert_clean(label: &str, seed: u64, v: &Verified, anomalies: &[String], node: &Node) {
+pub(crate) fn assert_clean(
+    label: &str,
+    seed: u64,
+    v: &Verified,
+    anomalies: &[String],
+    node: &Node,
+) {
     if v.failures.is_empty() && anomalies.is_empty() {
         return;
     }

@@ -24,7 +24,7 @@ fn chance(rng: &mut fastrand::Rng, percent: u32) -> bool {
 
 /// How a writer's phase ended.
 #[derive(Debug)]
-pub enum WriterEnd {
+pub(crate) enum WriterEnd {
     Transport(String),
     AppError(String),
     Timeout,
@@ -33,7 +33,7 @@ pub enum WriterEnd {
 /// Writes until the node stops answering (or answers an error), keeping the
 /// model of its own keys up to date. Returns the writer, how it ended, and
 /// clock anomalies seen in acknowledgements.
-pub async fn run_writer(
+pub(crate) async fn run_writer(
     mut wr: Writer,
     mut client: Client,
     mut rng: fastrand::Rng,
@@ -141,7 +141,7 @@ pub async fn run_writer(
 /// been sent `delay` after the first acknowledgements, then collects them.
 /// Returns the writers, the acknowledgements of this phase and the writer
 /// anomalies; panics (with the node's stderr) if no write gets through.
-pub async fn write_phase(
+pub(crate) async fn write_phase(
     node: &mut Node,
     writers: Vec<Writer>,
     seed: u64,

@@ -631,7 +631,7 @@ mod tests {
         ) {
             let scores = level_scores(&tables, &cfg);
             prop_assert_eq!(scores.len(), cfg.levels);
-            let best = scores[..cfg.levels - 1].iter().cloned().fold(0.0f64, f64::max);
+            let best = scores[..cfg.levels - 1].iter().copied().fold(0.0f64, f64::max);
             let Some(plan) = pick(&tables, &cursors, &cfg) else {
                 prop_assert!(best < 1.0);
                 return Ok(());

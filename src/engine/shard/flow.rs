@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// What flow control does with the next write.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FlowState {
+pub(super) enum FlowState {
     Open,
     /// Delay the write by this long.
     Slowdown(Duration),
@@ -30,7 +30,7 @@ pub enum FlowState {
 /// The flow-control decision from the shard's backlog: `l0_tables` level-0
 /// tables, `immutables` memtables waiting for flush, and whether the active
 /// memtable is due for rotation.
-pub fn flow_state(
+pub(super) fn flow_state(
     l0_tables: usize,
     immutables: usize,
     memtable_due: bool,

@@ -294,9 +294,8 @@ fn wal_corruption_before_the_tail_stops_open_naming_file_and_offset() {
         let mut raw = std::fs::read(seg).unwrap();
         raw[4096 + 45] ^= 0x01; // inside the first batch's payload
         std::fs::write(seg, raw).unwrap();
-        let err = match Shard::open(&dir, 0, "n1".into(), &small_config()).await {
-            Ok(_) => panic!("open succeeded over a corrupt WAL"),
-            Err(e) => e,
+        let Err(err) = Shard::open(&dir, 0, "n1".into(), &small_config()).await else {
+            panic!("open succeeded over a corrupt WAL")
         };
         let text = err.to_string();
         assert!(err.is_corruption(), "{text}");

@@ -39,11 +39,11 @@ use crate::storage::codec::{encode_entry, entry_len};
 use bytes::Bytes;
 
 /// zstd level used for data blocks unless configured otherwise.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// What a finished table holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SstSummary {
+pub(crate) struct SstSummary {
     pub entry_count: u64,
     pub data_block_count: u32,
     /// Data blocks stored zstd-compressed.
@@ -62,7 +62,7 @@ pub struct SstSummary {
 }
 
 /// Incremental SSTable writer; see the module doc for the streaming contract.
-pub struct SstBuilder {
+pub(crate) struct SstBuilder {
     block_bytes_target: usize,
     zstd_level: Option<i32>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
@@ -95,7 +95,7 @@ impl SstBuilder {
     /// A builder cutting blocks at `block_bytes_target` raw entry bytes
     /// (clamped to 1..=MAX_RAW_BLOCK_BYTES), compressing with zstd level
     /// [`DEFAULT_ZSTD_LEVEL`].
-    pub fn new(block_bytes_target: usize) -> SstBuilder {
+    pub(crate) fn new(block_bytes_target: usize) -> SstBuilder {
         SstBuilder {
             block_bytes_target: block_bytes_target.clamp(1, MAX_RAW_BLOCK_BYTES),
             zstd_level: Some(DEFAULT_ZSTD_LEVEL),
@@ -119,27 +119,27 @@ impl SstBuilder {
 
     /// Sets the zstd level for data blocks (`None` writes every block raw).
     #[cfg(test)]
-    pub fn with_compression(mut self, zstd_level: Option<i32>) -> SstBuilder {
+    pub(crate) fn with_compression(mut self, zstd_level: Option<i32>) -> SstBuilder {
         self.zstd_level = zstd_level;
         self.compressor = None;
         self
     }
 
     /// Entries added so far.
-    pub fn entry_count(&self) -> u64 {
+    pub(crate) fn entry_count(&self) -> u64 {
         self.entry_count
     }
 
     /// Approximate file bytes so far (blocks emitted plus the open block's
     /// raw bytes), for cutting compaction outputs at a target size.
-    pub fn estimated_bytes(&self) -> u64 {
+    pub(crate) fn estimated_bytes(&self) -> u64 {
         self.offset + self.current.len() as u64
     }
 
     /// Appends `key` with its `versions` (1 to 65535, in stored order). The
     /// key must be greater than every key added before. On error nothing
     /// changed.
-    pub fn add(&mut self, key: &[u8], versions: &[Version]) -> Result<(), SstError> {
+    pub(crate) fn add(&mut self, key: &[u8], versions: &[Version]) -> Result<(), SstError> {
         if let Some(prev) = &self.last_key {
             if key <= prev.as_slice() {
                 return Err(SstError::KeyOrder {
@@ -182,19 +182,19 @@ impl SstBuilder {
 
     /// Drains the bytes of the blocks finished so far (a multiple of 4096, in
     /// file order, possibly empty).
-    pub fn take_ready(&mut self) -> Vec<u8> {
+    pub(crate) fn take_ready(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.ready)
     }
 
     /// Bytes waiting in the ready buffer.
-    pub fn ready_len(&self) -> usize {
+    pub(crate) fn ready_len(&self) -> usize {
         self.ready.len()
     }
 
     /// Closes the table: the last data block, the index, the filter and the
     /// footer. Returns every byte not yet taken with
     /// [`SstBuilder::take_ready`] (the whole image if it was never called).
-    pub fn finish(mut self) -> Result<(Vec<u8>, SstSummary), SstError> {
+    pub(crate) fn finish(mut self) -> Result<(Vec<u8>, SstSummary), SstError> {
         if self.current_count > 0 {
             self.flush_block()?;
         }

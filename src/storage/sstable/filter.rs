@@ -17,7 +17,7 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a 64 of `bytes`.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h = FNV_OFFSET;
     for &b in bytes {
         h ^= u64::from(b);
@@ -29,7 +29,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// The splitmix64 finalizer (Stafford's "mix13" variant as used by
 /// splitmix64), a bijection on u64 that spreads every input bit over the
 /// output.
-pub fn splitmix64_finalize(mut z: u64) -> u64 {
+pub(crate) fn splitmix64_finalize(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -37,7 +37,7 @@ pub fn splitmix64_finalize(mut z: u64) -> u64 {
 
 /// The filter hash of a storage key: `splitmix64_finalize(fnv1a64(key))`.
 /// Part of the file format (filter kind 1): never change it.
-pub fn key_hash(key: &[u8]) -> u64 {
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
     splitmix64_finalize(fnv1a64(key))
 }
 
@@ -57,7 +57,7 @@ enum Repr {
 
 /// A key filter (built by the builder, parsed by readers).
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     repr: Repr,
     /// Distinct hashes the filter was built from.
     key_count: u32,
@@ -65,7 +65,7 @@ pub struct Filter {
 
 impl Filter {
     /// Heap bytes this filter holds in memory (its fingerprints).
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Fuse(f) => f.fingerprints.len(),
             Repr::Empty | Repr::Pass => 0,
@@ -74,7 +74,7 @@ impl Filter {
 
     /// Builds a filter over `hashes` (any order, duplicates allowed: they are
     /// removed first, as binary fuse construction needs distinct keys).
-    pub fn build(mut hashes: Vec<u64>) -> Filter {
+    pub(crate) fn build(mut hashes: Vec<u64>) -> Filter {
         hashes.sort_unstable();
         hashes.dedup();
         let key_count = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
@@ -90,13 +90,13 @@ impl Filter {
     }
 
     /// False means `key` is certainly not in the table.
-    pub fn may_contain(&self, key: &[u8]) -> bool {
+    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
         self.may_contain_hash(key_hash(key))
     }
 
     /// [`Filter::may_contain`] for a precomputed [`key_hash`] (one hash can
     /// probe the filters of many tables).
-    pub fn may_contain_hash(&self, hash: u64) -> bool {
+    pub(crate) fn may_contain_hash(&self, hash: u64) -> bool {
         match &self.repr {
             Repr::Empty => false,
             Repr::Fuse(f) => f.contains(&hash),
@@ -106,19 +106,19 @@ impl Filter {
 
     /// Distinct key hashes the filter was built from.
     #[cfg(test)]
-    pub fn key_count(&self) -> u32 {
+    pub(crate) fn key_count(&self) -> u32 {
         self.key_count
     }
 
     /// True when the filter is pass-through (construction failed) and so
     /// never rules a key out.
     #[cfg(test)]
-    pub fn is_pass_through(&self) -> bool {
+    pub(crate) fn is_pass_through(&self) -> bool {
         matches!(self.repr, Repr::Pass)
     }
 
     /// The whole aligned filter block.
-    pub fn encode_block(&self) -> Result<Vec<u8>, SstError> {
+    pub(crate) fn encode_block(&self) -> Result<Vec<u8>, SstError> {
         let (kind, fps): (u8, &[u8]) = match &self.repr {
             Repr::Empty => (FILTER_EMPTY, &[]),
             Repr::Fuse(f) => (FILTER_BFUSE8, &f.fingerprints),
@@ -151,7 +151,7 @@ impl Filter {
 
     /// Parses a whole filter block (crc, header and descriptor checked).
     /// Offsets in errors are relative to the block's start.
-    pub fn parse(block: &[u8]) -> Result<Filter, SstError> {
+    pub(crate) fn parse(block: &[u8]) -> Result<Filter, SstError> {
         let (header, p) = open_block(block, &[BlockKind::Filter])?;
         let at = |o: usize| Some((super::format::BLOCK_HEADER_LEN + o) as u64);
         if p.len() < DESCRIPTOR_LEN {

@@ -100,26 +100,26 @@
 use super::SstError;
 
 /// Alignment of every block and of the file length (direct I/O unit).
-pub const ALIGN: usize = 4096;
+pub(crate) const ALIGN: usize = 4096;
 /// Footer magic, at bytes 8..16 of the last block.
-pub const MAGIC: [u8; 8] = *b"PDBSST\0\x01";
+pub(crate) const MAGIC: [u8; 8] = *b"PDBSST\0\x01";
 /// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Length of the block frame header (crc, kind, reserved, count, lengths).
-pub const BLOCK_HEADER_LEN: usize = 20;
+pub(crate) const BLOCK_HEADER_LEN: usize = 20;
 /// Upper bound of a data block's `raw_len`: decompression never allocates
 /// more, and the builder refuses entries that would need a larger block.
 /// (Index and filter blocks are never compressed, so their size is bounded
 /// by the bytes read, and only by the u32 length field.)
-pub const MAX_RAW_BLOCK_BYTES: usize = 64 << 20;
+pub(crate) const MAX_RAW_BLOCK_BYTES: usize = 64 << 20;
 /// The footer is exactly one alignment unit.
-pub const FOOTER_LEN: usize = ALIGN;
+pub(crate) const FOOTER_LEN: usize = ALIGN;
 
 const FOOTER_USED: usize = 64;
 
 /// What a block holds (byte 4 of every block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockKind {
+pub(crate) enum BlockKind {
     /// Data block whose payload is the entries as they are.
     DataRaw,
     /// Data block whose payload is a zstd frame of the entries.
@@ -130,7 +130,7 @@ pub enum BlockKind {
 }
 
 impl BlockKind {
-    pub fn to_byte(self) -> u8 {
+    pub(crate) fn to_byte(self) -> u8 {
         match self {
             BlockKind::DataRaw => 0,
             BlockKind::DataZstd => 1,
@@ -140,7 +140,7 @@ impl BlockKind {
         }
     }
 
-    pub fn from_byte(b: u8) -> Option<Self> {
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
         Some(match b {
             0 => BlockKind::DataRaw,
             1 => BlockKind::DataZstd,
@@ -154,7 +154,7 @@ impl BlockKind {
 
 /// Where a data block lives in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockHandle {
+pub(crate) struct BlockHandle {
     /// File offset (multiple of [`ALIGN`]).
     pub offset: u64,
     /// Aligned length: how many bytes to read.
@@ -164,13 +164,13 @@ pub struct BlockHandle {
 }
 
 /// `n` rounded up to a multiple of [`ALIGN`] (None on overflow).
-pub fn align_up(n: usize) -> Option<usize> {
+pub(crate) fn align_up(n: usize) -> Option<usize> {
     n.checked_add(ALIGN - 1).map(|v| v / ALIGN * ALIGN)
 }
 
 /// The decoded frame header of a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockHeader {
+pub(crate) struct BlockHeader {
     pub kind: BlockKind,
     pub count: u32,
     pub stored_len: u32,
@@ -316,7 +316,7 @@ pub(crate) fn open_block<'a>(
 
 /// The footer: where the index and filter are, and table totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Footer {
+pub(crate) struct Footer {
     pub format_version: u32,
     pub index_offset: u64,
     pub index_len: u32,
@@ -329,7 +329,7 @@ pub struct Footer {
 
 impl Footer {
     /// The [`FOOTER_LEN`] bytes of the footer block.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FOOTER_LEN);
         out.extend_from_slice(&[0u8; 4]);
         out.push(BlockKind::Footer.to_byte());
@@ -355,7 +355,7 @@ impl Footer {
     /// reserved bytes, the format version ([`SstError::UnsupportedVersion`]),
     /// and that the index and filter are aligned, non-empty and adjacent.
     /// Offsets in errors are relative to the footer's start.
-    pub fn parse(last_block: &[u8]) -> Result<Footer, SstError> {
+    pub(crate) fn parse(last_block: &[u8]) -> Result<Footer, SstError> {
         if last_block.len() != FOOTER_LEN {
             return Err(corrupted(
                 format!(
@@ -440,7 +440,10 @@ impl Footer {
 
     /// Like [`Footer::parse`], and also checks that the footer describes a
     /// file of exactly `file_len` bytes.
-    pub fn parse_with_file_len(last_block: &[u8], file_len: u64) -> Result<Footer, SstError> {
+    pub(crate) fn parse_with_file_len(
+        last_block: &[u8],
+        file_len: u64,
+    ) -> Result<Footer, SstError> {
         let footer = Footer::parse(last_block)?;
         if footer.file_len() != Some(file_len) {
             return Err(corrupted(
@@ -455,19 +458,19 @@ impl Footer {
     }
 
     /// The file length this footer implies: `filter_offset + filter_len + 4096`.
-    pub fn file_len(&self) -> Option<u64> {
+    pub(crate) fn file_len(&self) -> Option<u64> {
         self.filter_offset
             .checked_add(self.filter_len.into())?
             .checked_add(FOOTER_LEN as u64)
     }
 
     /// Where the index block is.
-    pub fn index_range(&self) -> std::ops::Range<u64> {
+    pub(crate) fn index_range(&self) -> std::ops::Range<u64> {
         self.index_offset..self.index_offset.saturating_add(self.index_len.into())
     }
 
     /// Where the filter block is.
-    pub fn filter_range(&self) -> std::ops::Range<u64> {
+    pub(crate) fn filter_range(&self) -> std::ops::Range<u64> {
         self.filter_offset..self.filter_offset.saturating_add(self.filter_len.into())
     }
 }

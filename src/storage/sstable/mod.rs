@@ -24,26 +24,26 @@
 //! 3. per lookup: [`Filter::may_contain`], [`Index::find_block`], read that
 //!    block, [`decode_indexed_block`], [`Block::get`].
 
-pub mod builder;
-pub mod filter;
-pub mod format;
-pub mod reader;
+pub(crate) mod builder;
+pub(crate) mod filter;
+pub(crate) mod format;
+pub(crate) mod reader;
 
-pub use builder::SstBuilder;
-pub use filter::Filter;
-pub use format::{Footer, ALIGN, FORMAT_VERSION, MAGIC};
-pub use reader::{decode_indexed_block, BlockEntries, Index};
+pub(crate) use builder::SstBuilder;
+pub(crate) use filter::Filter;
+pub(crate) use format::{Footer, ALIGN, FORMAT_VERSION, MAGIC};
+pub(crate) use reader::{decode_indexed_block, BlockEntries, Index};
 // The in-memory reference reader and the rest the tests use by name.
 #[cfg(test)]
-pub use builder::SstSummary;
+pub(crate) use builder::SstSummary;
 #[cfg(test)]
-pub use format::BlockHandle;
+pub(crate) use format::BlockHandle;
 #[cfg(test)]
-pub use reader::{decode_block, Compression, SstImage};
+pub(crate) use reader::{decode_block, Compression, SstImage};
 
 /// Why a table could not be built or parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SstError {
+pub(crate) enum SstError {
     /// The bytes are not a valid table (checksum mismatch, impossible length
     /// or offset, malformed entry...). `offset` is relative to the buffer the
     /// failing parse was given unless rebased with [`SstError::rebase`] (the
@@ -67,13 +67,13 @@ pub enum SstError {
 impl SstError {
     /// True when the error says stored bytes are bad (as opposed to misuse of
     /// the builder or a table from a newer format version).
-    pub fn is_corruption(&self) -> bool {
+    pub(crate) fn is_corruption(&self) -> bool {
         matches!(self, SstError::Corrupted { .. } | SstError::BadMagic { .. })
     }
 
     /// Turns a block-relative offset into a file offset by adding `base` (the
     /// block's offset in the file); an unknown offset becomes `base`.
-    pub fn rebase(self, base: u64) -> SstError {
+    pub(crate) fn rebase(self, base: u64) -> SstError {
         match self {
             SstError::Corrupted { what, offset } => SstError::Corrupted {
                 what,

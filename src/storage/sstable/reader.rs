@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 /// One data block's entry in the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
+pub(crate) struct IndexEntry {
     /// Largest key in the block.
     pub last_key: Bytes,
     pub handle: BlockHandle,
@@ -36,7 +36,7 @@ pub struct IndexEntry {
 
 /// The parsed index block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Index {
+pub(crate) struct Index {
     first_key: Option<Bytes>,
     entries: Vec<IndexEntry>,
 }
@@ -48,7 +48,7 @@ impl Index {
     /// Parses a whole index block: crc, header, every entry, and the
     /// invariants in the module doc. Offsets in errors are relative to the
     /// block's start.
-    pub fn parse(block: &[u8]) -> Result<Index, SstError> {
+    pub(crate) fn parse(block: &[u8]) -> Result<Index, SstError> {
         let (header, payload) = open_block(block, &[BlockKind::Index])?;
         let base = super::format::BLOCK_HEADER_LEN;
         let data = Bytes::copy_from_slice(payload);
@@ -128,7 +128,7 @@ impl Index {
 
     /// Checks the index against the footer: the data blocks end where the
     /// index starts, and the block and entry counts agree.
-    pub fn check_footer(&self, footer: &Footer) -> Result<(), SstError> {
+    pub(crate) fn check_footer(&self, footer: &Footer) -> Result<(), SstError> {
         if self.data_end() != footer.index_offset
             || self.entries.len() as u64 != u64::from(footer.data_block_count)
             || self.entry_count() != footer.entry_count
@@ -144,12 +144,12 @@ impl Index {
     /// The block that holds `key` if the table does: the first block whose
     /// last key is >= `key`. `None` when `key` is outside the table's range.
     #[cfg(test)]
-    pub fn find_block(&self, key: &[u8]) -> Option<BlockHandle> {
+    pub(crate) fn find_block(&self, key: &[u8]) -> Option<BlockHandle> {
         self.find(key).map(|i| self.entries[i].handle)
     }
 
     /// Position in [`Index::blocks`] of the block [`Index::find_block`] names.
-    pub fn find(&self, key: &[u8]) -> Option<usize> {
+    pub(crate) fn find(&self, key: &[u8]) -> Option<usize> {
         if key < self.first_key.as_deref()? {
             return None;
         }
@@ -160,31 +160,31 @@ impl Index {
     /// Position of the first block that may hold keys >= `key` (for scans),
     /// `None` past the end.
     #[cfg(test)]
-    pub fn seek(&self, key: &[u8]) -> Option<usize> {
+    pub(crate) fn seek(&self, key: &[u8]) -> Option<usize> {
         let i = self.entries.partition_point(|e| &e.last_key[..] < key);
         (i < self.entries.len()).then_some(i)
     }
 
     /// Every data block, in key (and file) order.
-    pub fn blocks(&self) -> &[IndexEntry] {
+    pub(crate) fn blocks(&self) -> &[IndexEntry] {
         &self.entries
     }
 
     /// Smallest key of the table (`None` if empty).
     #[cfg(test)]
-    pub fn first_key(&self) -> Option<&Bytes> {
+    pub(crate) fn first_key(&self) -> Option<&Bytes> {
         self.first_key.as_ref()
     }
 
     /// Heap bytes this index holds in memory (entries and their keys).
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<IndexEntry>()
             + self.entries.iter().map(|e| e.last_key.len()).sum::<usize>()
             + self.first_key.as_ref().map_or(0, |k| k.len())
     }
 
     /// Total entries over all blocks.
-    pub fn entry_count(&self) -> u64 {
+    pub(crate) fn entry_count(&self) -> u64 {
         self.entries
             .iter()
             .map(|e| u64::from(e.handle.entry_count))
@@ -192,7 +192,7 @@ impl Index {
     }
 
     /// File offset just past the last data block.
-    pub fn data_end(&self) -> u64 {
+    pub(crate) fn data_end(&self) -> u64 {
         self.entries
             .last()
             .map_or(0, |e| e.handle.offset + u64::from(e.handle.len))
@@ -201,14 +201,14 @@ impl Index {
 
 /// How a data block was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     None,
     Zstd,
 }
 
 /// A decoded data block.
 #[derive(Debug, Clone)]
-pub struct Block {
+pub(crate) struct Block {
     data: Bytes,
     /// Start of every entry, then the payload length (count + 1 values).
     offsets: Vec<u32>,
@@ -225,7 +225,7 @@ const MIN_ENTRY_LEN: usize = 4 + 2 + 1 + 8 + 2;
 
 /// Verifies and decodes one whole data block (the exact aligned bytes the
 /// index names). Offsets in errors are relative to the block's start.
-pub fn decode_block(block: &[u8]) -> Result<Block, SstError> {
+pub(crate) fn decode_block(block: &[u8]) -> Result<Block, SstError> {
     let (header, payload) = open_block(block, &[BlockKind::DataRaw, BlockKind::DataZstd])?;
     let raw_len = header.raw_len as usize;
     let (data, _compression) = match header.kind {
@@ -291,7 +291,7 @@ pub fn decode_block(block: &[u8]) -> Result<Block, SstError> {
 /// [`decode_block`] for the block `entry` names, read into `bytes`; also
 /// checks the block is the one the index expects (length, entry count, last
 /// key), so a misdirected read is caught. Error offsets are file offsets.
-pub fn decode_indexed_block(entry: &IndexEntry, bytes: &[u8]) -> Result<Block, SstError> {
+pub(crate) fn decode_indexed_block(entry: &IndexEntry, bytes: &[u8]) -> Result<Block, SstError> {
     let at = entry.handle.offset;
     if bytes.len() != entry.handle.len as usize {
         return Err(corrupted(
@@ -362,23 +362,23 @@ fn scan_entry(buf: &[u8], mut pos: usize) -> Result<(usize, usize, usize), &'sta
 
 impl Block {
     /// Entries in the block (never 0 for a decoded block).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
     #[cfg(test)]
-    pub fn compression(&self) -> Compression {
+    pub(crate) fn compression(&self) -> Compression {
         self.compression
     }
 
     /// Key of entry `i` (`None` if `i >= len()`).
-    pub fn key_at(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn key_at(&self, i: usize) -> Option<&[u8]> {
         let &(a, b) = self.keys.get(i)?;
         self.data.get(a as usize..b as usize)
     }
 
     /// Largest key in the block (empty only for an empty block).
-    pub fn last_key(&self) -> &[u8] {
+    pub(crate) fn last_key(&self) -> &[u8] {
         self.keys
             .len()
             .checked_sub(1)
@@ -387,7 +387,7 @@ impl Block {
     }
 
     /// Decodes entry `i` (`i < len()`).
-    pub fn entry_at(&self, i: usize) -> Result<(Bytes, Vec<Version>), SstError> {
+    pub(crate) fn entry_at(&self, i: usize) -> Result<(Bytes, Vec<Version>), SstError> {
         let (start, end) = match (self.offsets.get(i), self.offsets.get(i + 1)) {
             (Some(&s), Some(&e)) => (s as usize, e as usize),
             _ => return Err(corrupted(format!("no entry {i} in the block"), None)),
@@ -398,7 +398,7 @@ impl Block {
     }
 
     /// The versions stored for `key`, if the block holds it.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, SstError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, SstError> {
         match self.position(key) {
             Ok(i) => self.entry_at(i).map(|(_, v)| Some(v)),
             Err(_) => Ok(None),
@@ -412,7 +412,7 @@ impl Block {
 
     /// Every entry in key order.
     #[cfg(test)]
-    pub fn entries(&self) -> BlockIter<'_> {
+    pub(crate) fn entries(&self) -> BlockIter<'_> {
         BlockIter {
             block: self,
             next: 0,
@@ -421,13 +421,13 @@ impl Block {
 
     /// Entries with keys >= `key`, in key order.
     #[cfg(test)]
-    pub fn entries_from(&self, key: &[u8]) -> BlockIter<'_> {
+    pub(crate) fn entries_from(&self, key: &[u8]) -> BlockIter<'_> {
         let next = self.position(key).unwrap_or_else(|i| i);
         BlockIter { block: self, next }
     }
 
     /// Every entry in key order, owning the block.
-    pub fn into_entries(self) -> BlockEntries {
+    pub(crate) fn into_entries(self) -> BlockEntries {
         BlockEntries {
             block: self,
             next: 0,
@@ -437,7 +437,7 @@ impl Block {
 
 /// Borrowing iterator over a block's entries.
 #[cfg(test)]
-pub struct BlockIter<'a> {
+pub(crate) struct BlockIter<'a> {
     block: &'a Block,
     next: usize,
 }
@@ -462,7 +462,7 @@ impl Iterator for BlockIter<'_> {
 }
 
 /// Owning iterator over a block's entries.
-pub struct BlockEntries {
+pub(crate) struct BlockEntries {
     block: Block,
     next: usize,
 }
@@ -490,7 +490,7 @@ impl Iterator for BlockEntries {
 /// offsets are file offsets.
 #[cfg(test)]
 #[derive(Debug, Clone)]
-pub struct SstImage {
+pub(crate) struct SstImage {
     data: Bytes,
     footer: Footer,
     index: Index,
@@ -501,7 +501,7 @@ pub struct SstImage {
 impl SstImage {
     /// Parses the footer, index and filter of a complete file image and
     /// checks they agree with each other and with its length.
-    pub fn open(data: impl Into<Bytes>) -> Result<SstImage, SstError> {
+    pub(crate) fn open(data: impl Into<Bytes>) -> Result<SstImage, SstError> {
         let data: Bytes = data.into();
         let len = data.len();
         if len < FOOTER_LEN || !len.is_multiple_of(ALIGN) {
@@ -529,20 +529,20 @@ impl SstImage {
         })
     }
 
-    pub fn footer(&self) -> &Footer {
+    pub(crate) fn footer(&self) -> &Footer {
         &self.footer
     }
 
-    pub fn index(&self) -> &Index {
+    pub(crate) fn index(&self) -> &Index {
         &self.index
     }
 
-    pub fn filter(&self) -> &Filter {
+    pub(crate) fn filter(&self) -> &Filter {
         &self.filter
     }
 
     /// Decodes data block `i` of the index.
-    pub fn read_block(&self, i: usize) -> Result<Block, SstError> {
+    pub(crate) fn read_block(&self, i: usize) -> Result<Block, SstError> {
         let entry = self
             .index
             .blocks()
@@ -554,7 +554,7 @@ impl SstImage {
     }
 
     /// The versions stored for `key` (filter, then index, then one block).
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, SstError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, SstError> {
         if !self.filter.may_contain(key) {
             return Ok(None);
         }
@@ -565,7 +565,7 @@ impl SstImage {
     }
 
     /// Every entry in key order; stops after the first error.
-    pub fn iter(&self) -> SstIter<'_> {
+    pub(crate) fn iter(&self) -> SstIter<'_> {
         SstIter {
             image: self,
             next_block: 0,
@@ -577,7 +577,7 @@ impl SstImage {
 
 /// Iterator over every entry of an [`SstImage`].
 #[cfg(test)]
-pub struct SstIter<'a> {
+pub(crate) struct SstIter<'a> {
     image: &'a SstImage,
     next_block: usize,
     current: Option<BlockEntries>,

@@ -88,11 +88,11 @@ use bytes::{BufMut, Bytes};
 use std::fmt;
 
 /// Length of the segment header; the first batch starts here.
-pub const SEGMENT_HEADER_LEN: usize = 4096;
+pub(crate) const SEGMENT_HEADER_LEN: usize = 4096;
 /// First 8 bytes of every segment file.
-pub const SEGMENT_MAGIC: [u8; 8] = *b"PDBWAL\0\x01";
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDBWAL\0\x01";
 /// The only segment format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 const SEG_MAGIC_AT: usize = 0;
 const SEG_VERSION_AT: usize = 8;
@@ -102,11 +102,11 @@ const SEG_CRC_AT: usize = 24;
 const SEG_FIELDS_END: usize = 28;
 
 /// First 4 bytes of every batch. Not ASCII, so text values rarely contain it.
-pub const BATCH_MAGIC: u32 = 0xB7A1_5EC3;
+pub(crate) const BATCH_MAGIC: u32 = 0xB7A1_5EC3;
 /// Fixed length of a batch header.
-pub const BATCH_HEADER_LEN: usize = 40;
+pub(crate) const BATCH_HEADER_LEN: usize = 40;
 /// Largest payload a batch may carry (the field is a u32).
-pub const MAX_PAYLOAD_LEN: usize = u32::MAX as usize;
+pub(crate) const MAX_PAYLOAD_LEN: usize = u32::MAX as usize;
 
 const B_MAGIC_AT: usize = 0;
 const B_SHARD_AT: usize = 4;
@@ -118,9 +118,9 @@ const B_PAYLOAD_CRC_AT: usize = 32;
 const B_HEADER_CRC_AT: usize = 36;
 
 /// Record type of a Put (a value or a tombstone).
-pub const RECORD_PUT: u8 = 1;
+pub(crate) const RECORD_PUT: u8 = 1;
 /// Bytes before a record's body: type and body length.
-pub const RECORD_HEADER_LEN: usize = 5;
+pub(crate) const RECORD_HEADER_LEN: usize = 5;
 
 /// Which log a segment (and each of its batches) belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,14 +137,14 @@ impl fmt::Display for SegmentId {
 
 /// One logical WAL record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
+pub(crate) enum Record {
     /// Store `version` (a value or a tombstone) under the storage key `key`.
     Put { key: Bytes, version: Version },
 }
 
 impl Record {
     /// Bytes this record takes inside a payload (type, length and body).
-    pub fn encoded_len(&self) -> usize {
+    pub(crate) fn encoded_len(&self) -> usize {
         RECORD_HEADER_LEN + self.body_len()
     }
 
@@ -420,7 +420,7 @@ fn be_u64(buf: &[u8], at: usize) -> u64 {
 // Segment header
 
 /// The 4096-byte header a segment file starts with.
-pub fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
+pub(crate) fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
     let mut out = [0u8; SEGMENT_HEADER_LEN];
     out[SEG_MAGIC_AT..SEG_VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
     out[SEG_VERSION_AT..SEG_SHARD_AT].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -433,7 +433,7 @@ pub fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
 
 /// Parses and fully verifies a segment header from the first
 /// [`SEGMENT_HEADER_LEN`] bytes of `buf` (which may be the whole file).
-pub fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatError> {
+pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatError> {
     let Some(h) = buf.get(..SEGMENT_HEADER_LEN) else {
         return Err(WalFormatError::SegmentHeaderTruncated { have: buf.len() });
     };
@@ -464,7 +464,7 @@ pub fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatError> {
 // Batch encoding
 
 /// Payload bytes of `records` (saturating; the encoder refuses oversize).
-pub fn payload_len(records: &[Record]) -> usize {
+pub(crate) fn payload_len(records: &[Record]) -> usize {
     records
         .iter()
         .fold(0usize, |acc, r| acc.saturating_add(r.encoded_len()))
@@ -472,13 +472,13 @@ pub fn payload_len(records: &[Record]) -> usize {
 
 /// Total bytes a batch of `records` takes (header + payload), saturating.
 #[cfg(test)]
-pub fn batch_len(records: &[Record]) -> usize {
+pub(crate) fn batch_len(records: &[Record]) -> usize {
     BATCH_HEADER_LEN.saturating_add(payload_len(records))
 }
 
 /// Checks one record alone, before it is queued: a record refused here
 /// would make a whole batch unencodable (and the writer poisoned).
-pub fn check_record(record: &Record) -> Result<(), WalFormatError> {
+pub(crate) fn check_record(record: &Record) -> Result<(), WalFormatError> {
     check_encodable(0, record)
 }
 
@@ -551,7 +551,10 @@ fn check_batch(
 /// Checks that `records` form an encodable batch starting at `first_seq`
 /// and returns the batch's length (header + payload): what
 /// [`encode_batch_into`] will write, known before any buffer is allocated.
-pub fn checked_batch_len(first_seq: u64, records: &[Record]) -> Result<usize, WalFormatError> {
+pub(crate) fn checked_batch_len(
+    first_seq: u64,
+    records: &[Record],
+) -> Result<usize, WalFormatError> {
     Ok(BATCH_HEADER_LEN + check_batch(first_seq, records, MAX_PAYLOAD_LEN)?)
 }
 
@@ -559,7 +562,7 @@ pub fn checked_batch_len(first_seq: u64, records: &[Record]) -> Result<usize, Wa
 /// appended. (The tests' convenience; the writer encodes in place with
 /// [`encode_batch_into`].)
 #[cfg(test)]
-pub fn encode_batch(
+pub(crate) fn encode_batch(
     out: &mut Vec<u8>,
     segment: SegmentId,
     first_seq: u64,
@@ -586,7 +589,7 @@ fn encode_batch_limited(
 /// Writes one batch at the start of `buf` (for example a direct-I/O buffer
 /// at the write position) and returns its length. Bytes after it are left
 /// untouched; on error nothing is written.
-pub fn encode_batch_into(
+pub(crate) fn encode_batch_into(
     buf: &mut [u8],
     segment: SegmentId,
     first_seq: u64,
@@ -637,7 +640,7 @@ fn write_batch(dst: &mut [u8], segment: SegmentId, first_seq: u64, records: &[Re
 /// writer wrote; whether they make sense here (segment, sequence, count) is
 /// for the caller to judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
+pub(crate) struct BatchHeader {
     pub segment: SegmentId,
     pub first_seq: u64,
     pub record_count: u32,
@@ -647,13 +650,13 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Header plus payload.
-    pub fn batch_len(&self) -> usize {
+    pub(crate) fn batch_len(&self) -> usize {
         BATCH_HEADER_LEN + self.payload_len as usize
     }
 
     /// The sequence number of the record after this batch's last; an error
     /// for a header that declares no records or overflows.
-    pub fn next_seq(&self) -> Result<u64, WalFormatError> {
+    pub(crate) fn next_seq(&self) -> Result<u64, WalFormatError> {
         if self.record_count == 0 {
             return Err(WalFormatError::ZeroRecordCount);
         }
@@ -673,7 +676,7 @@ impl BatchHeader {
 /// [`BATCH_HEADER_LEN`] bytes remain but they start like one;
 /// [`WalFormatError::BadBatchMagic`] when only the magic is damaged;
 /// [`WalFormatError::HeaderChecksum`] otherwise.
-pub fn parse_batch_header(buf: &[u8]) -> Result<BatchHeader, WalFormatError> {
+pub(crate) fn parse_batch_header(buf: &[u8]) -> Result<BatchHeader, WalFormatError> {
     let magic = BATCH_MAGIC.to_be_bytes();
     let Some(h) = buf.get(..BATCH_HEADER_LEN) else {
         let n = buf.len().min(magic.len());
@@ -712,7 +715,10 @@ pub fn parse_batch_header(buf: &[u8]) -> Result<BatchHeader, WalFormatError> {
 /// Verifies the payload crc, then decodes its records. `buf` starts at the
 /// payload and may extend past it. Keys and values share one copy of the
 /// payload.
-pub fn decode_payload(header: &BatchHeader, buf: &[u8]) -> Result<Vec<Record>, WalFormatError> {
+pub(crate) fn decode_payload(
+    header: &BatchHeader,
+    buf: &[u8],
+) -> Result<Vec<Record>, WalFormatError> {
     let need = header.payload_len as usize;
     let Some(payload) = buf.get(..need) else {
         return Err(WalFormatError::TruncatedPayload {
@@ -776,14 +782,11 @@ fn decode_records(count: u32, payload: &Bytes) -> Result<Vec<Record>, WalFormatE
                 extra: body.len(),
             });
         }
-        let version = match (versions.pop(), versions.is_empty()) {
-            (Some(v), true) => v,
-            _ => {
-                return Err(WalFormatError::RecordVersionCount {
-                    index,
-                    count: versions.len() + 1,
-                })
-            }
+        let (Some(version), true) = (versions.pop(), versions.is_empty()) else {
+            return Err(WalFormatError::RecordVersionCount {
+                index,
+                count: versions.len() + 1,
+            });
         };
         records.push(Record::Put { key, version });
         pos = body_at + body_len;

@@ -18,7 +18,7 @@
 //! sequence numbers, so old contents of a recycled, preallocated segment file
 //! are never replayed as new records.
 
-pub mod format;
-pub mod replay;
-pub mod scan;
-pub mod writer;
+pub(crate) mod format;
+pub(crate) mod replay;
+pub(crate) mod scan;
+pub(crate) mod writer;

@@ -27,7 +27,7 @@ const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// What replay found, for the writer's start and for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplaySummary {
+pub(crate) struct ReplaySummary {
     pub next_segment_no: u64,
     pub next_seq: u64,
     pub segments: u64,
@@ -41,7 +41,7 @@ fn corrupted(path: &Path, offset: u64, reason: impl std::fmt::Display) -> Storag
 }
 
 /// The shard's segment files, in segment order.
-pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
     for entry in entries {
@@ -74,7 +74,7 @@ async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, Stor
 
 /// Replays every segment in `dir`, calling `apply` for each Put record in
 /// log order.
-pub async fn replay_dir(
+pub(crate) async fn replay_dir(
     dir: &Path,
     shard_id: u32,
     config: &StorageConfig,

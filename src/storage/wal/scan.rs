@@ -71,7 +71,7 @@ use super::format::{
 
 /// One valid batch found by the scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodedBatch {
+pub(crate) struct DecodedBatch {
     /// File offset of the batch header.
     pub offset: usize,
     /// Header plus payload bytes.
@@ -83,25 +83,25 @@ pub struct DecodedBatch {
 
 impl DecodedBatch {
     /// File offset just past the batch.
-    pub fn end(&self) -> usize {
+    pub(crate) fn end(&self) -> usize {
         self.offset + self.len
     }
 
     /// Sequence number of the first record after this batch.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.first_seq.saturating_add(self.records.len() as u64)
     }
 
     /// Records with their sequence numbers.
     #[cfg(test)]
-    pub fn sequenced(&self) -> impl Iterator<Item = (u64, &Record)> {
+    pub(crate) fn sequenced(&self) -> impl Iterator<Item = (u64, &Record)> {
         (self.first_seq..).zip(self.records.iter())
     }
 }
 
 /// How the segment ends after `valid_end`. See the module's tail rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TailState {
+pub(crate) enum TailState {
     /// Nothing of this segment follows: the log ends here.
     Clean(CleanEnd),
     /// The batch at `offset` is partially written and nothing of this segment
@@ -122,7 +122,7 @@ pub enum TailState {
 
 /// Result of scanning one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanOutcome {
+pub(crate) struct ScanOutcome {
     /// Valid batches in file order, sequence numbers contiguous.
     pub batches: Vec<DecodedBatch>,
     /// File offset just past the last valid batch (the scan's start when
@@ -136,12 +136,12 @@ pub struct ScanOutcome {
 
 #[cfg(test)]
 impl ScanOutcome {
-    pub fn is_corrupt(&self) -> bool {
+    pub(crate) fn is_corrupt(&self) -> bool {
         matches!(self.tail, TailState::Corrupt { .. })
     }
 
     /// Every record with its sequence number, in log order.
-    pub fn records(&self) -> impl Iterator<Item = (u64, &Record)> {
+    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, &Record)> {
         self.batches.iter().flat_map(DecodedBatch::sequenced)
     }
 }
@@ -158,7 +158,10 @@ enum Stop {
 /// returned id against the file's name and shard. (Replay checks the header
 /// itself, to name the file in its error; the tests scan whole files.)
 #[cfg(test)]
-pub fn scan_file(data: &[u8], min_seq: u64) -> Result<(SegmentId, ScanOutcome), WalFormatError> {
+pub(crate) fn scan_file(
+    data: &[u8],
+    min_seq: u64,
+) -> Result<(SegmentId, ScanOutcome), WalFormatError> {
     let id = super::format::parse_segment_header(data)?;
     Ok((id, scan_segment(data, id, SEGMENT_HEADER_LEN, min_seq)))
 }
@@ -167,7 +170,7 @@ pub fn scan_file(data: &[u8], min_seq: u64) -> Result<(SegmentId, ScanOutcome), 
 /// `start_offset` (raised to [`SEGMENT_HEADER_LEN`] if below it). The first
 /// batch must start at or above `min_seq`. The segment header itself is not
 /// checked here (see [`scan_file`]).
-pub fn scan_segment(
+pub(crate) fn scan_segment(
     data: &[u8],
     segment: SegmentId,
     start_offset: usize,

@@ -29,18 +29,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Write unit: multiple of every logical block size in use (512 or 4096).
-pub const ALIGN: u64 = 4096;
+pub(crate) const ALIGN: u64 = 4096;
 
 /// Zero-fill write size when preparing a spare segment.
 const PREWRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// The file name of segment `no`.
-pub fn segment_file_name(no: u64) -> String {
+pub(crate) fn segment_file_name(no: u64) -> String {
     format!("wal-{no:016}.log")
 }
 
 /// Parses a segment file name back to its number.
-pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
     name.strip_prefix("wal-")?
         .strip_suffix(".log")?
         .parse()
@@ -49,7 +49,7 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 
 /// Counters for health metrics.
 #[derive(Debug, Default)]
-pub struct WalStats {
+pub(crate) struct WalStats {
     pub bytes_written: Cell<u64>,
     pub fsyncs: Cell<u64>,
     pub fsync_micros_total: Cell<u64>,
@@ -87,12 +87,12 @@ struct Shared {
 
 /// Handle to a shard's WAL; cheap to clone within its core.
 #[derive(Clone)]
-pub struct WalWriter {
+pub(crate) struct WalWriter {
     shared: Rc<Shared>,
 }
 
 /// Resolves when a submitted record is durable (or at once in periodic mode).
-pub struct Ticket(Option<oneshot::Receiver<Result<(), StorageError>>>);
+pub(crate) struct Ticket(Option<oneshot::Receiver<Result<(), StorageError>>>);
 
 impl Ticket {
     fn failed(e: StorageError) -> Self {
@@ -101,7 +101,7 @@ impl Ticket {
         Ticket(Some(rx))
     }
 
-    pub async fn wait(self) -> Result<(), StorageError> {
+    pub(crate) async fn wait(self) -> Result<(), StorageError> {
         match self.0 {
             None => Ok(()),
             Some(rx) => rx.await.unwrap_or(Err(StorageError::WalStopped)),
@@ -265,14 +265,14 @@ struct BatchToWrite<'a> {
 
 /// Where the writer starts after recovery.
 #[derive(Debug, Clone, Copy)]
-pub struct WalStart {
+pub(crate) struct WalStart {
     pub next_segment_no: u64,
     pub next_seq: u64,
 }
 
 impl WalWriter {
     /// Creates the next segment and starts the committer task.
-    pub async fn start(
+    pub(crate) async fn start(
         dir: PathBuf,
         shard_id: u32,
         config: &StorageConfig,
@@ -321,16 +321,16 @@ impl WalWriter {
     }
 
     /// Record bytes submitted since start.
-    pub fn submitted_bytes(&self) -> u64 {
+    pub(crate) fn submitted_bytes(&self) -> u64 {
         self.shared.submitted_bytes.get()
     }
 
-    pub fn stats(&self) -> &WalStats {
+    pub(crate) fn stats(&self) -> &WalStats {
         &self.shared.stats
     }
 
     /// Fails when a record of `bytes` would not be accepted now.
-    pub fn check_room(&self, bytes: usize) -> Result<(), StorageError> {
+    pub(crate) fn check_room(&self, bytes: usize) -> Result<(), StorageError> {
         let q = self.shared.queue.borrow();
         if let Some(e) = &q.poisoned {
             return Err(e.clone());
@@ -351,7 +351,7 @@ impl WalWriter {
     /// the ticket to await. Call [`WalWriter::check_room`] first. A record
     /// the format cannot encode is refused here (INVALID_REQUEST) with
     /// nothing queued, so it never poisons the writer.
-    pub fn submit(&self, record: Record) -> Result<Ticket, StorageError> {
+    pub(crate) fn submit(&self, record: Record) -> Result<Ticket, StorageError> {
         format::check_record(&record).map_err(StorageError::InvalidRecord)?;
         let mut q = self.shared.queue.borrow_mut();
         if let Some(e) = &q.poisoned {
@@ -380,7 +380,7 @@ impl WalWriter {
     /// Ends the current segment after every record submitted so far: later
     /// records go to a new segment, whose number the receiver yields. Every
     /// record submitted before this call is in a segment numbered below it.
-    pub fn rotate(&self) -> oneshot::Receiver<u64> {
+    pub(crate) fn rotate(&self) -> oneshot::Receiver<u64> {
         let (tx, rx) = oneshot::channel();
         let mut q = self.shared.queue.borrow_mut();
         let pos = q.records.len();
@@ -392,7 +392,7 @@ impl WalWriter {
 
     /// A ticket that resolves once everything submitted so far is durable
     /// (used to answer a repeated write only when its original is durable).
-    pub fn barrier(&self) -> Ticket {
+    pub(crate) fn barrier(&self) -> Ticket {
         let mut q = self.shared.queue.borrow_mut();
         if let Some(e) = &q.poisoned {
             return Ticket::failed(e.clone());
@@ -411,7 +411,7 @@ impl WalWriter {
     }
 
     /// Commits what is queued and stops the committer (clean shutdown).
-    pub async fn close(&self) -> Result<(), StorageError> {
+    pub(crate) async fn close(&self) -> Result<(), StorageError> {
         let rx = {
             let mut q = self.shared.queue.borrow_mut();
             q.closed = true;
