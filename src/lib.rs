@@ -17,13 +17,14 @@
 //! `storage`), never up: storage knows nothing of the engine, the engine
 //! nothing of the server, the server nothing of the runtime.
 //!
-//! Public are only what the binary and the benches use (`config`, `model`,
-//! `runtime`, `server::read_answer`, `telemetry`, the wire types) plus, until
-//! its rewrite settles, `engine`; `storage` and the rest of `server` are
-//! crate-private, so the compiler reports what nothing uses.
+//! Public are only what the binary, the tests and the benches use
+//! (`config`, `model`, `runtime`, `server::read_answer`, `telemetry`, the
+//! wire types); `engine`, `storage` and the rest of `server` are
+//! crate-private, so the compiler reports what nothing uses (items only
+//! tests need are `#[cfg(test)]`).
 
 pub mod config;
-pub mod engine;
+pub(crate) mod engine;
 pub mod model;
 pub mod proto;
 pub mod runtime;

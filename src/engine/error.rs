@@ -12,7 +12,7 @@ use crate::storage::error::{IntoIoError, StorageError};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineError {
+pub(crate) enum EngineError {
     /// Stored data failed a checksum or format check.
     Corrupted { what: String },
     /// The device is full; writes are refused, reads keep working.
@@ -26,12 +26,13 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn is_corruption(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_corruption(&self) -> bool {
         matches!(self, EngineError::Corrupted { .. })
     }
 
     /// An I/O failure doing `what` on `path`.
-    pub fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
         EngineError::Internal {
             what: format!("{what} {}: {e}", path.display()),
         }
@@ -39,7 +40,7 @@ impl EngineError {
 
     /// [`EngineError::io`] for work that can run out of space: a full
     /// device (ENOSPC or EDQUOT, by errno) is [`EngineError::DiskFull`].
-    pub fn io_or_disk_full(path: &Path, what: &'static str, e: impl IntoIoError) -> Self {
+    pub(crate) fn io_or_disk_full(path: &Path, what: &'static str, e: impl IntoIoError) -> Self {
         StorageError::io(what, path, e).into()
     }
 }

@@ -18,24 +18,24 @@ fn entry_bytes(key: &Bytes, set: &VersionSet) -> usize {
 }
 
 #[derive(Debug, Default)]
-pub struct Memtable {
+pub(crate) struct Memtable {
     map: BTreeMap<Bytes, VersionSet>,
     bytes: usize,
 }
 
 impl Memtable {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The stored versions of `key`, if any.
-    pub fn get(&self, key: &[u8]) -> Option<&VersionSet> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&VersionSet> {
         self.map.get(key)
     }
 
     /// Applies `version` to `key` under the clock rules; returns what happened
     /// and the versions the key holds afterwards.
-    pub fn apply(&mut self, key: &Bytes, version: Version) -> (ApplyOutcome, &VersionSet) {
+    pub(crate) fn apply(&mut self, key: &Bytes, version: Version) -> (ApplyOutcome, &VersionSet) {
         let set = self.map.entry(key.clone()).or_default();
         let before = if set.is_empty() {
             0
@@ -49,21 +49,21 @@ impl Memtable {
     }
 
     /// Number of keys held (tombstone-only keys included).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// Approximate bytes held, for flush decisions and metrics.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Entries in storage-key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &VersionSet)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &VersionSet)> {
         self.map.iter()
     }
 }

@@ -7,16 +7,16 @@
 //! layer are [`EngineError`]; requests and answers are [`ShardOp`] and
 //! [`ShardReply`].
 
-pub mod cache;
-pub mod compaction;
-pub mod error;
-pub mod memtable;
+pub(crate) mod cache;
+pub(crate) mod compaction;
+pub(crate) mod error;
+pub(crate) mod memtable;
 #[cfg(test)]
 mod model_check;
-pub mod ops;
-pub mod shard;
-pub mod table;
+pub(crate) mod ops;
+pub(crate) mod shard;
+pub(crate) mod table;
 
-pub use error::EngineError;
-pub use ops::{PutClock, ShardOp, ShardReply, ShardStats};
-pub use shard::Shard;
+pub(crate) use error::EngineError;
+pub(crate) use ops::{PutClock, ShardOp, ShardReply, ShardStats};
+pub(crate) use shard::Shard;

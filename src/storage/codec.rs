@@ -32,7 +32,7 @@ const FLAG_TOMBSTONE: u8 = 1;
 
 /// Why bytes did not decode as an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodecError {
+pub(crate) enum CodecError {
     Truncated { need: usize, have: usize },
     BadFlags(u8),
     BadNodeId,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone)]
-pub enum StorageError {
+pub(crate) enum StorageError {
     /// An I/O call failed: `op` (what was being done, e.g. "read") on `path`.
     Io {
         op: &'static str,
@@ -70,7 +70,7 @@ pub enum StorageError {
 
 impl StorageError {
     /// `op` on `path` failed with `e` (a std or a glommio I/O error).
-    pub fn io(op: &'static str, path: &Path, e: impl IntoIoError) -> Self {
+    pub(crate) fn io(op: &'static str, path: &Path, e: impl IntoIoError) -> Self {
         StorageError::Io {
             op,
             path: path.to_path_buf(),
@@ -79,7 +79,7 @@ impl StorageError {
     }
 
     /// Bytes of the `file` at `path` failed verification.
-    pub fn corrupted(
+    pub(crate) fn corrupted(
         file: &'static str,
         path: &Path,
         offset: Option<u64>,
@@ -95,7 +95,7 @@ impl StorageError {
 
     /// True when the device (or the user's quota) is full: writes cannot
     /// succeed until space returns, reads keep working.
-    pub fn is_disk_full(&self) -> bool {
+    pub(crate) fn is_disk_full(&self) -> bool {
         match self {
             StorageError::Io { source, .. } => {
                 matches!(os_error(source), Some(libc::ENOSPC | libc::EDQUOT))
@@ -105,7 +105,7 @@ impl StorageError {
     }
 
     /// True when stored data failed verification (never to be served).
-    pub fn is_corruption(&self) -> bool {
+    pub(crate) fn is_corruption(&self) -> bool {
         matches!(
             self,
             StorageError::Corrupted { .. } | StorageError::WrongShard { .. }
@@ -113,17 +113,18 @@ impl StorageError {
     }
 
     /// True when the caller asked for something storage cannot hold.
-    pub fn is_invalid_request(&self) -> bool {
+    pub(crate) fn is_invalid_request(&self) -> bool {
         matches!(self, StorageError::InvalidRecord(_))
     }
 
     /// True when the caller should back off and retry.
-    pub fn is_overloaded(&self) -> bool {
+    pub(crate) fn is_overloaded(&self) -> bool {
         matches!(self, StorageError::WalBacklog { .. })
     }
 
     /// The OS error number of an I/O failure, if there is one.
-    pub fn os_error(&self) -> Option<i32> {
+    #[cfg(test)]
+    pub(crate) fn os_error(&self) -> Option<i32> {
         match self {
             StorageError::Io { source, .. } => os_error(source),
             _ => None,
@@ -191,7 +192,7 @@ impl std::error::Error for StorageError {
 }
 
 /// An I/O failure as std or glommio reports it, as a [`std::io::Error`].
-pub trait IntoIoError {
+pub(crate) trait IntoIoError {
     fn into_io_error(self) -> io::Error;
 }
 

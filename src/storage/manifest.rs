@@ -31,7 +31,7 @@ pub(crate) const FILE_NAME: &str = "MANIFEST";
 
 /// One live SSTable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableMeta {
+pub(crate) struct TableMeta {
     pub level: u8,
     pub file_no: u64,
     pub file_bytes: u64,

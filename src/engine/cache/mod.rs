@@ -88,7 +88,7 @@ const ADMIT_RNG_SEED: u64 = 0x4528_21e6_38d0_1377;
 
 /// Counters and sizes of an [`AdaptiveCache`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
+pub(crate) struct CacheStats {
     /// Lookups that found the key.
     pub hits: u64,
     /// Lookups that did not (including every lookup of a disabled cache).
@@ -132,7 +132,7 @@ impl<V> Charged for Entry<V> {
 
 /// A byte-budgeted W-TinyLFU cache with a hill-climbing window; see the
 /// module documentation for the policy and invariants.
-pub struct AdaptiveCache<V> {
+pub(crate) struct AdaptiveCache<V> {
     map: AHashMap<Bytes, usize>,
     slab: Slab<Entry<V>>,
     window: List,
@@ -156,7 +156,7 @@ pub struct AdaptiveCache<V> {
 impl<V> AdaptiveCache<V> {
     /// `capacity_bytes == 0` disables the cache: `get` always misses (and
     /// counts the miss), `insert` stores nothing.
-    pub fn new(capacity_bytes: u64) -> Self {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
         let window_max_bytes = (capacity_bytes as f64 * INITIAL_WINDOW_FRACTION) as u64;
         let main_bytes = capacity_bytes - window_max_bytes;
         let protected_max_bytes = (main_bytes as f64 * PROTECTED_FRACTION) as u64;
@@ -185,7 +185,7 @@ impl<V> AdaptiveCache<V> {
 
     /// Looks `key` up; counts a hit or a miss, records the access in the
     /// sketch, promotes on hit.
-    pub fn get(&mut self, key: &[u8]) -> Option<&V> {
+    pub(crate) fn get(&mut self, key: &[u8]) -> Option<&V> {
         if self.capacity_bytes == 0 {
             self.misses += 1;
             return None;
@@ -210,7 +210,7 @@ impl<V> AdaptiveCache<V> {
     /// Inserts or replaces `key` with `value` charged `charge_bytes` (caller
     /// includes key length and overhead). May evict; may reject (admission) —
     /// a rejected insert stores nothing.
-    pub fn insert(&mut self, key: Bytes, value: V, charge_bytes: u64) {
+    pub(crate) fn insert(&mut self, key: Bytes, value: V, charge_bytes: u64) {
         let charge_bytes = charge_bytes.max(1);
         if self.capacity_bytes == 0 || charge_bytes > self.max_charge_bytes {
             // Whatever is cached under `key` is stale now.
@@ -245,7 +245,7 @@ impl<V> AdaptiveCache<V> {
 
     /// Removes `key` if present (invalidation; not counted as an eviction).
     /// Returns whether it was present.
-    pub fn remove(&mut self, key: &[u8]) -> bool {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
         match self.map.get(key).copied() {
             Some(idx) => {
                 self.remove_slot(idx);
@@ -257,18 +257,19 @@ impl<V> AdaptiveCache<V> {
 
     /// Removes every entry (invalidation; counters, the frequency sketch
     /// and the window size are kept).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let slots: Vec<usize> = self.map.values().copied().collect();
         for idx in slots {
             self.remove_slot(idx);
         }
     }
 
-    pub fn contains(&self, key: &[u8]) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
         self.map.contains_key(key)
     }
 
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits,
             misses: self.misses,
@@ -282,16 +283,17 @@ impl<V> AdaptiveCache<V> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// The summed charge of the cached entries.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.window.bytes() + self.probation.bytes() + self.protected.bytes()
     }
 

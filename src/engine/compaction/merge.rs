@@ -26,10 +26,10 @@ use std::path::Path;
 
 /// Purged keys remembered one by one for cache invalidation; past this
 /// the merge reports an overflow and the shard clears its cache instead.
-pub const PURGED_KEYS_TRACKED_MAX: usize = 65_536;
+pub(crate) const PURGED_KEYS_TRACKED_MAX: usize = 65_536;
 
 /// What a merge needs besides its sources.
-pub struct MergeSpec<'a> {
+pub(crate) struct MergeSpec<'a> {
     pub dir: &'a Path,
     pub output_level: u8,
     /// Every table of the shard (for "may a deeper level hold this key").
@@ -50,7 +50,7 @@ pub struct MergeSpec<'a> {
 
 /// What a finished merge produced.
 #[derive(Debug, Default)]
-pub struct MergeOutput {
+pub(crate) struct MergeOutput {
     pub tables: Vec<TableMeta>,
     /// Keys whose tombstones were purged (their cached versions must go),
     /// copied out of their blocks, at most [`PURGED_KEYS_TRACKED_MAX`].
@@ -66,7 +66,7 @@ pub struct MergeOutput {
 
 /// Merges `sources` (each a run in key order) into tables at
 /// `spec.output_level`. See the module invariants.
-pub async fn merge(
+pub(crate) async fn merge(
     spec: &MergeSpec<'_>,
     mut sources: Vec<RunScan>,
     limiter: &mut RateLimiter,
@@ -88,7 +88,7 @@ pub async fn merge(
 
 /// Removes output tables no manifest lists (a merge or install that
 /// failed); best effort: a file left behind is removed at the next start.
-pub async fn remove_outputs(dir: &Path, tables: &[TableMeta]) {
+pub(crate) async fn remove_outputs(dir: &Path, tables: &[TableMeta]) {
     for t in tables {
         let path = dir.join(table_file_name(t.file_no));
         if let Err(e) = glommio::io::remove(&path).await {

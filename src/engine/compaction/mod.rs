@@ -12,7 +12,7 @@
 //! ([`crate::config::LEVELS`]); L0 tables may overlap, each deeper level's
 //! tables have disjoint key ranges.
 
-pub mod merge;
-pub mod picker;
-pub mod purge;
-pub mod rate;
+pub(crate) mod merge;
+pub(crate) mod picker;
+pub(crate) mod purge;
+pub(crate) mod rate;

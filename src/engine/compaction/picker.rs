@@ -25,7 +25,7 @@ const LEVELS_MAX: usize = u8::MAX as usize + 1;
 
 /// What the picker knows about one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableInfo {
+pub(crate) struct TableInfo {
     pub file_no: u64,
     pub level: u8,
     pub file_bytes: u64,
@@ -37,7 +37,7 @@ pub struct TableInfo {
 
 /// The level-shape configuration the picker works against.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PickerConfig {
+pub(crate) struct PickerConfig {
     /// Number of levels, L0 included; at least 2.
     pub levels: usize,
     /// L0 table count at which L0 is compacted into L1.
@@ -51,7 +51,7 @@ pub struct PickerConfig {
 /// What to compact. `inputs` come from `input_level`; `overlaps` are the
 /// tables of `output_level` whose ranges intersect the inputs' combined range.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompactionPlan {
+pub(crate) struct CompactionPlan {
     pub input_level: u8,
     /// Always `input_level + 1`.
     pub output_level: u8,
@@ -72,12 +72,13 @@ impl CompactionPlan {
     /// being rewritten: nothing in the output level overlaps it. For L0 this
     /// also means it is the only L0 table (an L0 plan takes all of them), so
     /// no older overlapping L0 table is left behind.
-    pub fn is_trivial_move(&self) -> bool {
+    pub(crate) fn is_trivial_move(&self) -> bool {
         self.overlaps.is_empty() && self.inputs.len() == 1
     }
 
+    #[cfg(test)]
     /// Bytes the compaction reads: inputs plus overlaps (saturating).
-    pub fn input_bytes(&self) -> u64 {
+    pub(crate) fn input_bytes(&self) -> u64 {
         self.inputs
             .iter()
             .chain(self.overlaps.iter())
@@ -115,7 +116,7 @@ fn by_key_range(a: &TableInfo, b: &TableInfo) -> std::cmp::Ordering {
 /// last level and beyond (no target: never compacted further). L1 is
 /// `level1_target_bytes`, Ln is `L1 * level_size_multiplier^(n-1)`, saturating
 /// at `u64::MAX`.
-pub fn level_target_bytes(level: usize, cfg: &PickerConfig) -> Option<u64> {
+pub(crate) fn level_target_bytes(level: usize, cfg: &PickerConfig) -> Option<u64> {
     if level == 0 || level >= level_count(cfg) - 1 {
         return None;
     }
@@ -141,7 +142,7 @@ fn level_totals(tables: &[TableInfo], levels: usize) -> (Vec<usize>, Vec<u64>) {
 /// Compaction score of every level, indexed by level (length = levels):
 /// L0 = table count / `l0_trigger_tables`; L1..L(last-1) = bytes / target;
 /// the last level = 0.0. A level needs compaction when its score is >= 1.0.
-pub fn level_scores(tables: &[TableInfo], cfg: &PickerConfig) -> Vec<f64> {
+pub(crate) fn level_scores(tables: &[TableInfo], cfg: &PickerConfig) -> Vec<f64> {
     let levels = level_count(cfg);
     let (counts, bytes) = level_totals(tables, levels);
     (0..levels)
@@ -161,7 +162,7 @@ pub fn level_scores(tables: &[TableInfo], cfg: &PickerConfig) -> Vec<f64> {
 /// The tables among `tables` whose `[smallest, largest]` intersects
 /// `[smallest, largest]` (bytewise, boundaries inclusive, so touching ranges
 /// overlap), sorted by smallest key.
-pub fn overlapping<'a>(
+pub(crate) fn overlapping<'a>(
     tables: impl Iterator<Item = &'a TableInfo>,
     smallest: &[u8],
     largest: &[u8],
@@ -178,7 +179,7 @@ pub fn overlapping<'a>(
 /// (`smallest <= key <= largest`). A merge writing into `level` may drop a
 /// tombstone for `key` only when this is false: otherwise an older version
 /// below could reappear.
-pub fn key_may_exist_below(tables: &[TableInfo], level: u8, key: &[u8]) -> bool {
+pub(crate) fn key_may_exist_below(tables: &[TableInfo], level: u8, key: &[u8]) -> bool {
     tables
         .iter()
         .any(|t| t.level > level && t.smallest.as_ref() <= key && t.largest.as_ref() >= key)
@@ -192,7 +193,7 @@ pub fn key_may_exist_below(tables: &[TableInfo], level: u8, key: &[u8]) -> bool 
 /// first table when there is none or the cursor is `None`). Output is always
 /// the next level; the last level is never an input. `cursors[level]` is the
 /// round-robin cursor of that level; a short slice means `None` for the rest.
-pub fn pick(
+pub(crate) fn pick(
     tables: &[TableInfo],
     cursors: &[Option<Bytes>],
     cfg: &PickerConfig,
@@ -260,7 +261,7 @@ pub fn pick(
 ///
 /// Every term grows with the bytes of any level, so adding data never lowers
 /// the estimate. All arithmetic saturates.
-pub fn pending_compaction_bytes(tables: &[TableInfo], cfg: &PickerConfig) -> u64 {
+pub(crate) fn pending_compaction_bytes(tables: &[TableInfo], cfg: &PickerConfig) -> u64 {
     let levels = level_count(cfg);
     let (counts, bytes) = level_totals(tables, levels);
     let mut pending = 0u64;

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 
 /// When a merge may drop a key's tombstones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PurgeRule {
+pub(crate) struct PurgeRule {
     /// Current wall-clock time, Unix milliseconds.
     pub now_unix_ms: i64,
     /// How long a tombstone is kept after it was written, milliseconds.
@@ -30,7 +30,7 @@ pub struct PurgeRule {
 
 /// What a merge writes for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MergeOutcome {
+pub(crate) enum MergeOutcome {
     /// Write these versions: non-empty, pairwise concurrent, in canonical order
     /// (clock entries ascending).
     Keep(Vec<Version>),
@@ -61,7 +61,10 @@ fn past_grace(version: &Version, rule: &PurgeRule) -> bool {
 /// concurrent siblings kept. If the surviving set consists only of tombstones,
 /// every one past the grace period (`timestamp_ms + grace < now`), and
 /// `bottommost_for_key`, the key is purged. No input at all is also `Purge`.
-pub fn merge_key(versions: impl IntoIterator<Item = Version>, rule: &PurgeRule) -> MergeOutcome {
+pub(crate) fn merge_key(
+    versions: impl IntoIterator<Item = Version>,
+    rule: &PurgeRule,
+) -> MergeOutcome {
     let mut incoming: Vec<Version> = versions.into_iter().collect();
     incoming.sort_by(canonical_order);
     let mut kept = VersionSet::from_versions(incoming).into_versions();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long to wait so that `bytes` done since the start, `elapsed` ago,
 /// does not exceed `bytes_per_s` (0 = unlimited).
-pub fn delay_for(bytes: u64, elapsed: Duration, bytes_per_s: u64) -> Duration {
+pub(crate) fn delay_for(bytes: u64, elapsed: Duration, bytes_per_s: u64) -> Duration {
     if bytes_per_s == 0 {
         return Duration::ZERO;
     }
@@ -20,7 +20,7 @@ pub fn delay_for(bytes: u64, elapsed: Duration, bytes_per_s: u64) -> Duration {
     due.saturating_sub(elapsed)
 }
 
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     bytes_per_s: u64,
     started: Instant,
     bytes: u64,
@@ -30,7 +30,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter at `mb_s` MB/s (10^6 bytes; 0 = unlimited).
-    pub fn new(mb_s: u64) -> Self {
+    pub(crate) fn new(mb_s: u64) -> Self {
         Self {
             bytes_per_s: mb_s.saturating_mul(1_000_000),
             started: Instant::now(),
@@ -41,13 +41,13 @@ impl RateLimiter {
 
     /// Forgets the I/O done so far: the budget starts again from now. Used
     /// while the limit is lifted, so lifting it is not paid back later.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.started = Instant::now();
         self.bytes = 0;
     }
 
     /// Accounts `bytes` of I/O and sleeps while ahead of the budget.
-    pub async fn consume(&mut self, bytes: u64) {
+    pub(crate) async fn consume(&mut self, bytes: u64) {
         self.bytes = self.bytes.saturating_add(bytes);
         let wait = delay_for(self.bytes, self.started.elapsed(), self.bytes_per_s);
         // Sleeping for less than a millisecond costs more than it saves.
@@ -57,7 +57,7 @@ impl RateLimiter {
         }
     }
 
-    pub fn throttled(&self) -> Duration {
+    pub(crate) fn throttled(&self) -> Duration {
         self.throttled
     }
 }

@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 /// Request counters, bumped by the router on this core.
 #[derive(Debug, Default)]
-pub struct ShardCounters {
+pub(crate) struct ShardCounters {
     pub requests_local: Cell<u64>,
     pub requests_forwarded_out: Cell<u64>,
     pub requests_forwarded_in: Cell<u64>,
@@ -41,11 +41,11 @@ pub struct ShardCounters {
 }
 
 impl ShardCounters {
-    pub fn bump(cell: &Cell<u64>) {
+    pub(crate) fn bump(cell: &Cell<u64>) {
         Self::add(cell, 1);
     }
 
-    pub fn add(cell: &Cell<u64>, n: u64) {
+    pub(crate) fn add(cell: &Cell<u64>, n: u64) {
         cell.set(cell.get().wrapping_add(n));
     }
 }

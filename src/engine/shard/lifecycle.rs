@@ -39,11 +39,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 impl Shard {
+    #[cfg(test)]
     /// Opens the shard stored in `dir`: manifest, SSTables, then replay of the
     /// WAL segments not yet covered by SSTables. A non-empty replayed
     /// memtable is handed to the flusher at once. Must run on the shard's
     /// own executor.
-    pub async fn open(
+    pub(crate) async fn open(
         dir: &Path,
         id: usize,
         node_id: String,
@@ -54,7 +55,7 @@ impl Shard {
 
     /// [`Shard::open`] for one of `shards` shards (the cache gets its share
     /// of `storage.cache.capacity_bytes_total`) under the per-key `bounds`.
-    pub async fn open_sharded(
+    pub(crate) async fn open_sharded(
         dir: &Path,
         id: usize,
         node_id: String,
@@ -143,7 +144,7 @@ impl Shard {
 
     /// Clean shutdown, in the order of the module table: nothing is lost,
     /// and a restart replays nothing.
-    pub async fn close(&self) -> Result<(), EngineError> {
+    pub(crate) async fn close(&self) -> Result<(), EngineError> {
         self.stop_compaction().await;
         let flushed = self.flush(Duration::from_secs(60)).await;
         self.flusher.stop().await;
@@ -151,10 +152,11 @@ impl Shard {
         flushed.and(closed.map_err(EngineError::from))
     }
 
+    #[cfg(test)]
     /// Stops background work as a crash would, at a point between flushes
     /// (see the module table). Used by tests that reopen a shard in the
     /// same process.
-    pub async fn halt(&self) {
+    pub(crate) async fn halt(&self) {
         self.flusher.stop().await;
         self.compactor.stop().await;
         let _ = self.wal.close().await;
@@ -170,7 +172,7 @@ impl Shard {
 
     /// Makes the memtable immutable and waits (up to `max`) until every
     /// memtable waiting for flush is a table.
-    pub async fn flush(&self, max: Duration) -> Result<(), EngineError> {
+    pub(crate) async fn flush(&self, max: Duration) -> Result<(), EngineError> {
         if !self.tree.active().is_empty() {
             self.rotate_memtable();
         }
@@ -187,9 +189,10 @@ impl Shard {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Wakes the compactor and waits until it has nothing left to do, or
     /// `max` passes (tests and tools; the compactor runs by itself).
-    pub async fn compact_until_idle(&self, max: Duration) -> Result<(), EngineError> {
+    pub(crate) async fn compact_until_idle(&self, max: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + max;
         loop {
             let busy = self.compactor.busy() || self.next_plan().is_some();

@@ -55,7 +55,7 @@ mod version;
 mod worker;
 mod write;
 
-pub use counters::ShardCounters;
+pub(crate) use counters::ShardCounters;
 
 use super::cache::AdaptiveCache;
 use crate::config::StorageConfig;
@@ -71,7 +71,7 @@ use table_files::Graveyard;
 use tree::Tree;
 use worker::Worker;
 
-pub struct Shard {
+pub(crate) struct Shard {
     id: usize,
     node_id: String,
     dir: PathBuf,
@@ -107,7 +107,7 @@ const FLUSH_SHARES: usize = 200;
 const COMPACTION_SHARES: usize = 50;
 
 /// Wall-clock Unix milliseconds (display and tie-break only).
-pub fn now_unix_ms() -> i64 {
+pub(crate) fn now_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -115,12 +115,12 @@ pub fn now_unix_ms() -> i64 {
 }
 
 impl Shard {
-    pub fn id(&self) -> usize {
+    pub(crate) fn id(&self) -> usize {
         self.id
     }
 
     /// Executes one operation on this shard.
-    pub async fn execute(&self, op: super::ShardOp) -> super::ShardReply {
+    pub(crate) async fn execute(&self, op: super::ShardOp) -> super::ShardReply {
         use super::{ShardOp, ShardReply};
         let result = match op {
             ShardOp::Put {
@@ -138,9 +138,10 @@ impl Shard {
         result.unwrap_or_else(ShardReply::Failed)
     }
 
+    #[cfg(test)]
     /// Checks the invariants of the current tree version (tests and the
     /// model test call it after compactions).
-    pub fn check_levels(&self) -> Result<(), String> {
+    pub(crate) fn check_levels(&self) -> Result<(), String> {
         self.tree.current().check()
     }
 }

@@ -27,7 +27,7 @@ impl Shard {
         }
     }
 
-    pub fn stats(&self) -> ShardStats {
+    pub(crate) fn stats(&self) -> ShardStats {
         let cfg = self.picker_config();
         let mut levels = vec![LevelFigures::default(); LEVELS];
         for (i, l) in levels.iter_mut().enumerate() {

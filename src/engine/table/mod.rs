@@ -20,13 +20,13 @@ use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-pub mod scan;
-pub mod writer;
+pub(crate) mod scan;
+pub(crate) mod writer;
 
-pub use scan::RunScan;
-pub use writer::TableWriter;
+pub(crate) use scan::RunScan;
+pub(crate) use writer::TableWriter;
 
-pub struct Table {
+pub(crate) struct Table {
     /// The manifest entry the table was opened with; its `level` is where
     /// the table was at open, so only [`Table::meta_at`] hands it out.
     meta: TableMeta,
@@ -73,7 +73,7 @@ pub(crate) async fn read_exact(
 impl Table {
     /// Writes `entries` (strictly increasing keys) as table `file_no` in
     /// `dir`, durably, and returns its manifest entry (level 0).
-    pub async fn write<'a>(
+    pub(crate) async fn write<'a>(
         dir: &Path,
         file_no: u64,
         entries: impl Iterator<Item = (&'a Bytes, &'a VersionSet)>,
@@ -93,7 +93,7 @@ impl Table {
 
     /// Opens a table the manifest lists: footer, index and filter are read
     /// and verified now and kept in memory.
-    pub async fn open(dir: &Path, meta: TableMeta) -> Result<Self, EngineError> {
+    pub(crate) async fn open(dir: &Path, meta: TableMeta) -> Result<Self, EngineError> {
         let path = dir.join(table_file_name(meta.file_no));
         let file = OpenOptions::new()
             .read(true)
@@ -136,7 +136,7 @@ impl Table {
     }
 
     /// The versions this table holds for `key`, if any.
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, EngineError> {
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Vec<Version>>, EngineError> {
         if key < &self.meta.smallest[..]
             || key > &self.meta.largest[..]
             || !self.filter.may_contain(key)
@@ -159,40 +159,40 @@ impl Table {
         block.get(key).map_err(|e| sst_error(&self.path, e))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn file_no(&self) -> u64 {
+    pub(crate) fn file_no(&self) -> u64 {
         self.meta.file_no
     }
 
-    pub fn file_bytes(&self) -> u64 {
+    pub(crate) fn file_bytes(&self) -> u64 {
         self.meta.file_bytes
     }
 
     /// Keys the table holds.
-    pub fn entries(&self) -> u64 {
+    pub(crate) fn entries(&self) -> u64 {
         self.meta.entries
     }
 
     /// Smallest key (inclusive).
-    pub fn smallest(&self) -> &Bytes {
+    pub(crate) fn smallest(&self) -> &Bytes {
         &self.meta.smallest
     }
 
     /// Largest key (inclusive).
-    pub fn largest(&self) -> &Bytes {
+    pub(crate) fn largest(&self) -> &Bytes {
         &self.meta.largest
     }
 
     /// Memory the open table holds: its index and filter.
-    pub fn memory_bytes(&self) -> u64 {
+    pub(crate) fn memory_bytes(&self) -> u64 {
         (self.index.heap_bytes() + self.filter.heap_bytes()) as u64
     }
 
     /// The manifest entry of this table at `level`.
-    pub fn meta_at(&self, level: u8) -> TableMeta {
+    pub(crate) fn meta_at(&self, level: u8) -> TableMeta {
         TableMeta {
             level,
             ..self.meta.clone()

@@ -16,9 +16,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 /// One key's entry read from a table.
-pub type Entry = (Bytes, Vec<Version>);
+pub(crate) type Entry = (Bytes, Vec<Version>);
 
-pub struct RunScan {
+pub(crate) struct RunScan {
     tables: VecDeque<Rc<Table>>,
     /// Next block to read in `tables[0]`.
     next_block: usize,
@@ -31,7 +31,7 @@ pub struct RunScan {
 impl RunScan {
     /// A scan over `tables`, which must be ordered by key with disjoint
     /// ranges (callers sort a level's tables by smallest key).
-    pub fn new(tables: Vec<Rc<Table>>) -> Self {
+    pub(crate) fn new(tables: Vec<Rc<Table>>) -> Self {
         Self {
             tables: tables.into(),
             next_block: 0,
@@ -41,25 +41,20 @@ impl RunScan {
         }
     }
 
-    /// Disk bytes read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
-    }
-
     /// The current entry without consuming it (`None` at the end). Call
     /// [`RunScan::fill`] first.
-    pub fn peek(&self) -> Option<&Entry> {
+    pub(crate) fn peek(&self) -> Option<&Entry> {
         self.head.as_ref()
     }
 
     /// Takes the current entry; the next `fill` loads the one after it.
-    pub fn take(&mut self) -> Option<Entry> {
+    pub(crate) fn take(&mut self) -> Option<Entry> {
         self.head.take()
     }
 
     /// Loads the next entry into the head if it is empty (reading a block
     /// when the current one is used up). Returns the disk bytes read.
-    pub async fn fill(&mut self) -> Result<u64, EngineError> {
+    pub(crate) async fn fill(&mut self) -> Result<u64, EngineError> {
         let mut read = 0;
         while self.head.is_none() {
             if let Some(entries) = self.entries.as_mut() {

@@ -18,9 +18,9 @@ use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 
 /// Bytes written per DMA write while streaming a table out.
-pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
-pub struct TableWriter {
+pub(crate) struct TableWriter {
     dir: PathBuf,
     path: PathBuf,
     file_no: u64,
@@ -32,7 +32,7 @@ pub struct TableWriter {
 
 impl TableWriter {
     /// Creates (truncating) table file `file_no` in `dir`.
-    pub async fn create(
+    pub(crate) async fn create(
         dir: &Path,
         file_no: u64,
         block_bytes_target: usize,
@@ -55,28 +55,28 @@ impl TableWriter {
         })
     }
 
-    pub fn file_no(&self) -> u64 {
-        self.file_no
-    }
-
     /// Entries added so far.
-    pub fn entry_count(&self) -> u64 {
+    pub(crate) fn entry_count(&self) -> u64 {
         self.builder.as_ref().map_or(0, SstBuilder::entry_count)
     }
 
     /// Bytes written to the file so far.
-    pub fn written_bytes(&self) -> u64 {
+    pub(crate) fn written_bytes(&self) -> u64 {
         self.pos
     }
 
     /// Approximate size of the file if finished now (bytes).
-    pub fn estimated_bytes(&self) -> u64 {
+    pub(crate) fn estimated_bytes(&self) -> u64 {
         self.builder.as_ref().map_or(0, SstBuilder::estimated_bytes)
     }
 
     /// Adds one entry (keys strictly increasing); returns the bytes written
     /// to disk by this call (0 unless a chunk of blocks was due).
-    pub async fn add(&mut self, key: &[u8], versions: &[Version]) -> Result<u64, EngineError> {
+    pub(crate) async fn add(
+        &mut self,
+        key: &[u8],
+        versions: &[Version],
+    ) -> Result<u64, EngineError> {
         let (Some(builder), Some(file)) = (self.builder.as_mut(), self.file.as_ref()) else {
             return Err(closed(&self.path));
         };
@@ -95,7 +95,7 @@ impl TableWriter {
 
     /// Writes the rest, syncs file and directory, and returns the table's
     /// manifest entry at `level`. On error the file is removed.
-    pub async fn finish(mut self, level: u8) -> Result<TableMeta, EngineError> {
+    pub(crate) async fn finish(mut self, level: u8) -> Result<TableMeta, EngineError> {
         let result = self.finish_inner(level).await;
         if result.is_err() {
             self.abandon().await;
@@ -145,7 +145,7 @@ impl TableWriter {
 
     /// Closes and removes the unfinished file (best effort: a file left
     /// behind is unlisted and removed at the next start).
-    pub async fn abandon(mut self) {
+    pub(crate) async fn abandon(mut self) {
         if let Some(file) = self.file.take() {
             let _ = file.close().await;
         }

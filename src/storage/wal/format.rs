@@ -124,7 +124,7 @@ pub(crate) const RECORD_HEADER_LEN: usize = 5;
 
 /// Which log a segment (and each of its batches) belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SegmentId {
+pub(crate) struct SegmentId {
     pub shard_id: u32,
     pub segment_no: u64,
 }
@@ -159,7 +159,7 @@ impl Record {
 /// (judged by [`super::scan`]; defined here, with the errors that name it,
 /// so the format depends on nothing above it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CleanEnd {
+pub(crate) enum CleanEnd {
     /// The data ends at `valid_end`.
     EndOfData,
     /// Zeros (a preallocated file, or the writer's padding).
@@ -191,7 +191,7 @@ impl fmt::Display for CleanEnd {
 
 /// Why WAL bytes did not encode or decode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WalFormatError {
+pub(crate) enum WalFormatError {
     // Segment header.
     SegmentHeaderTruncated {
         have: usize,
@@ -299,7 +299,7 @@ pub enum WalFormatError {
 impl WalFormatError {
     /// True for failures a partially persisted (torn) write can produce:
     /// only these may be truncated away as a torn tail.
-    pub fn may_be_torn_write(&self) -> bool {
+    pub(crate) fn may_be_torn_write(&self) -> bool {
         matches!(
             self,
             WalFormatError::TruncatedHeader { .. }
