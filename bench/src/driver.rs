@@ -1,4 +1,4 @@
-//! One benchmark run: the shared run context (`Ctx`), the closed request
+//! One benchmark run: the closed request
 //! loops and their per-phase statistics, the progress line, and `run`, which
 //! does what the flags ask for (readiness, health, preload and warm-read
 //! passes, warm-up, the measured window) and returns the summary to report.
@@ -11,51 +11,15 @@ use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 
 use crate::cli::{Args, Distribution, Workload};
+use crate::context::Ctx;
 use crate::keys::{key_name, KeyChooser, KeyTracker};
 use crate::poller::{spawn_compaction_poller, POLL_TIMEOUT};
 use crate::preload::{key_pass, Pass};
 use crate::proto::HealthCheckRequest;
 use crate::report::{check_targets, CompactionSplit, OpStats, PhaseSummary, RunSummary};
-use crate::rpc::{do_read, do_write, wait_ready, BoxError, Client, Outcome, MAX_MESSAGE_BYTES};
+use crate::rpc::{do_read, do_write, wait_ready, Client, Outcome, MAX_MESSAGE_BYTES};
 use crate::values::ValueSource;
-
-/// How many individual error messages are echoed to stderr.
-const MAX_LOGGED_ERRORS: u64 = 5;
-
-/// Shared, read-only run parameters and live counters.
-pub(crate) struct Ctx {
-    pub(crate) args: Args,
-    pub(crate) chooser: KeyChooser,
-    pub(crate) values: ValueSource,
-    /// Keys acknowledged by writes, when the key count is small enough.
-    pub(crate) written: Option<KeyTracker>,
-    pub(crate) measure_start: Instant,
-    pub(crate) end: Instant,
-    /// Operations finished (any phase), for the progress line.
-    pub(crate) completed: AtomicU64,
-    /// Operations started inside the measured window and finished.
-    pub(crate) measured: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    /// MEMORY_PRESSURE answers (any phase), for the progress line.
-    pub(crate) memory_pressure: AtomicU64,
-    /// Whether the last compaction-state poll saw a compaction running.
-    pub(crate) compacting: AtomicBool,
-    /// Poll counters inside the measured window.
-    pub(crate) polls: AtomicU64,
-    pub(crate) polls_compacting: AtomicU64,
-    pub(crate) poll_errors: AtomicU64,
-}
-
-impl Ctx {
-    pub(crate) fn note_error(&self, msg: &str) {
-        let n = self.errors.fetch_add(1, Ordering::Relaxed);
-        if n < MAX_LOGGED_ERRORS {
-            eprintln!("error: {msg}");
-        } else if n == MAX_LOGGED_ERRORS {
-            eprintln!("error: (further errors are only counted)");
-        }
-    }
-}
+use crate::BoxError;
 
 /// Write and read stats of one phase (idle or compacting).
 #[derive(Default)]

@@ -1,12 +1,13 @@
 //! Shared code of the PairDB benchmark harness: the generated `storage`
 //! protocol (client and server), vector clock helpers, key distributions,
 //! write values, result reporting, the load generator's command line and run
-//! (`cli`, `driver`, `preload`, `poller`, `rpc`), and the in-memory reference
+//! (`cli`, `context`, `driver`, `preload`, `poller`, `rpc`), and the in-memory reference
 //! server. The binaries (`pairdb-bench`, `reference-server`) are thin front
 //! ends over these modules.
 
 pub mod cli;
 pub mod clock;
+pub mod context;
 pub mod driver;
 pub mod keys;
 pub mod poller;
@@ -15,6 +16,9 @@ pub mod reference;
 pub mod report;
 pub mod rpc;
 pub mod values;
+
+/// The error of a benchmark step (connecting, a failed pass, a bad flag).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Code generated from `proto/storage.proto` (package `storage`) by build.rs.
 pub mod proto {

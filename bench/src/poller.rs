@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 
-use crate::driver::Ctx;
+use crate::context::Ctx;
 use crate::proto::HealthCheckRequest;
 use crate::report::PolledFigure;
 use crate::rpc::Client;

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::Ctx;
+use crate::context::Ctx;
 use crate::keys::key_name;
-use crate::rpc::{do_read, do_write, BoxError, Client, Outcome};
+use crate::rpc::{do_read, do_write, Client, Outcome};
+use crate::BoxError;
 
 /// Pause before a preload write refused with MEMORY_PRESSURE is retried.
 const PRELOAD_BACKOFF: Duration = Duration::from_millis(20);

@@ -10,10 +10,9 @@ use tonic::transport::Channel;
 use crate::cli::Args;
 use crate::proto::storage_node_service_client::StorageNodeServiceClient;
 use crate::proto::{ErrorCode, HealthCheckRequest, ReadRequest, WriteRequest};
+use crate::BoxError;
 
 pub type Client = StorageNodeServiceClient<Channel>;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Largest response the client accepts (values plus sibling copies).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
