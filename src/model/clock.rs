@@ -110,10 +110,10 @@ impl VectorClock {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         for pair in out.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                return Err(ClockError::DuplicateNodeId {
-                    node_id: pair[0].0.clone(),
-                });
+            if let [(a, _), (b, _)] = pair {
+                if a == b {
+                    return Err(ClockError::DuplicateNodeId { node_id: a.clone() });
+                }
             }
         }
         out.retain(|(_, c)| *c != 0);
@@ -131,13 +131,11 @@ impl VectorClock {
 
     /// The counter for `node_id` (zero when absent).
     pub fn get(&self, node_id: &str) -> u64 {
-        match self
-            .entries
+        self.entries
             .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
-        {
-            Ok(i) => self.entries[i].1,
-            Err(_) => 0,
-        }
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map_or(0, |(_, counter)| *counter)
     }
 
     /// Adds one to `node_id`'s counter (saturating at `u64::MAX`).
@@ -146,7 +144,11 @@ impl VectorClock {
             .entries
             .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
         {
-            Ok(i) => self.entries[i].1 = self.entries[i].1.saturating_add(1),
+            Ok(i) => {
+                if let Some((_, counter)) = self.entries.get_mut(i) {
+                    *counter = counter.saturating_add(1);
+                }
+            }
             Err(i) => self.entries.insert(i, (node_id.to_string(), 1)),
         }
     }
@@ -172,30 +174,39 @@ impl VectorClock {
         let (mut self_greater, mut other_greater) = (false, false);
         let (mut i, mut j) = (0, 0);
         let (a, b) = (&self.entries, &other.entries);
-        while i < a.len() || j < b.len() {
+        loop {
             let ord = match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) => x.0.cmp(&y.0),
-                (Some(_), None) => Ordering::Less,
-                (None, _) => Ordering::Greater,
+                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                    // Same node: the counters decide.
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        x.1.cmp(&y.1)
+                    }
+                    // A node only one side has (the other's counter is zero).
+                    Ordering::Less => {
+                        i += 1;
+                        Ordering::Greater
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        Ordering::Less
+                    }
+                },
+                (Some(_), None) => {
+                    i += 1;
+                    Ordering::Greater
+                }
+                (None, Some(_)) => {
+                    j += 1;
+                    Ordering::Less
+                }
+                (None, None) => break,
             };
             match ord {
-                Ordering::Less => {
-                    self_greater = true;
-                    i += 1;
-                }
-                Ordering::Greater => {
-                    other_greater = true;
-                    j += 1;
-                }
-                Ordering::Equal => {
-                    match a[i].1.cmp(&b[j].1) {
-                        Ordering::Greater => self_greater = true,
-                        Ordering::Less => other_greater = true,
-                        Ordering::Equal => {}
-                    }
-                    i += 1;
-                    j += 1;
-                }
+                Ordering::Greater => self_greater = true,
+                Ordering::Less => other_greater = true,
+                Ordering::Equal => {}
             }
             if self_greater && other_greater {
                 return Causality::Concurrent;
@@ -279,23 +290,20 @@ impl VectorClock {
     /// `other` is in `self`, raises counters and answers `true`; otherwise
     /// changes nothing and answers `false`.
     fn merge_known(&mut self, other: &VectorClock) -> bool {
-        let mut i = 0;
+        // Both sides are sorted by node id: one forward walk over `self`
+        // per pass. The first pass only checks, so a refusal changes nothing.
+        let mut mine = self.entries.iter();
         for (node, _) in &other.entries {
-            while i < self.entries.len() && self.entries[i].0 < *node {
-                i += 1;
+            match mine.find(|(n, _)| n >= node) {
+                Some((n, _)) if n == node => {}
+                _ => return false,
             }
-            if i == self.entries.len() || self.entries[i].0 != *node {
-                return false;
-            }
-            i += 1;
         }
-        let mut i = 0;
+        let mut mine = self.entries.iter_mut();
         for (node, counter) in &other.entries {
-            while self.entries[i].0 != *node {
-                i += 1;
+            if let Some((_, mine)) = mine.find(|(n, _)| n == node) {
+                *mine = (*mine).max(*counter);
             }
-            self.entries[i].1 = self.entries[i].1.max(*counter);
-            i += 1;
         }
         true
     }

@@ -67,10 +67,9 @@ pub fn ring_token(tenant_id: &str, key: &str) -> u64 {
     h.update(tenant_id.as_bytes());
     h.update(b":");
     h.update(key.as_bytes());
-    let digest = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
+    let digest: [u8; 32] = h.finalize().into();
+    let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = digest;
+    u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
 }
 
 /// The shard owning `token` among `shards`: shard i owns the tokens in

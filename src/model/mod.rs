@@ -3,9 +3,9 @@
 //! pure and unit/property tested in place.
 
 // Stricter rules than the crate's for a layer that must never panic on
-// bytes from disk or the wire: no unwrap or expect (tests are exempt, see
-// clippy.toml).
-#![deny(clippy::unwrap_used, clippy::expect_used)]
+// bytes from disk or the wire: no unwrap or expect, no unchecked indexing
+// or slicing (tests are exempt, see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod bounds;
 pub mod clock;

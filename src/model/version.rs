@@ -99,18 +99,23 @@ impl VersionSet {
             return Self::from_reconciled(sets.pop().unwrap_or_default());
         }
         let mut dropped: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
-        for i in 0..sets.len() {
-            for j in i + 1..sets.len() {
-                for (ai, a) in sets[i].iter().enumerate() {
-                    for (bi, b) in sets[j].iter().enumerate() {
+        // Each set against every later one, each pair of versions once.
+        let (mut sets_rest, mut dropped_rest) = (sets.as_slice(), dropped.as_mut_slice());
+        while let (Some((a_set, later_sets)), Some((a_gone, later_gone))) =
+            (sets_rest.split_first(), dropped_rest.split_first_mut())
+        {
+            for (b_set, b_gone) in later_sets.iter().zip(later_gone.iter_mut()) {
+                for (a, a_dropped) in a_set.iter().zip(a_gone.iter_mut()) {
+                    for (b, b_dropped) in b_set.iter().zip(b_gone.iter_mut()) {
                         match a.clock.compare(&b.clock) {
-                            Causality::Equal | Causality::After => dropped[j][bi] = true,
-                            Causality::Before => dropped[i][ai] = true,
+                            Causality::Equal | Causality::After => *b_dropped = true,
+                            Causality::Before => *a_dropped = true,
                             Causality::Concurrent => {}
                         }
                     }
                 }
             }
+            (sets_rest, dropped_rest) = (later_sets, later_gone);
         }
         let versions = sets
             .into_iter()

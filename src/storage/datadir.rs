@@ -240,28 +240,35 @@ pub(crate) fn encode_meta(meta: &Meta) -> Vec<u8> {
 
 /// Decodes META, checking magic, length and checksum (not the version).
 pub(crate) fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
+    let too_short = || format!("{} bytes, shorter than the smallest META", raw.len());
     if raw.len() < 23 {
-        return Err(format!(
-            "{} bytes, shorter than the smallest META",
-            raw.len()
-        ));
+        return Err(too_short());
     }
-    if &raw[..8] != META_MAGIC {
+    // magic(8) version(4) shards(4) partitioning(1) id length(2) id(n), then
+    // the CRC-32 of all that. Each split below is in range once the length
+    // is at least 23; a short input fails the same way whichever one sees it.
+    let (body, stored) = raw.split_last_chunk::<4>().ok_or_else(too_short)?;
+    let (magic, rest) = body.split_first_chunk::<8>().ok_or_else(too_short)?;
+    if magic != META_MAGIC {
         return Err("bad magic".into());
     }
-    let n = u16::from_be_bytes([raw[17], raw[18]]) as usize;
+    let (format_version, rest) = rest.split_first_chunk::<4>().ok_or_else(too_short)?;
+    let (shards, rest) = rest.split_first_chunk::<4>().ok_or_else(too_short)?;
+    let (&partitioning, rest) = rest.split_first().ok_or_else(too_short)?;
+    let (n, node_id) = rest.split_first_chunk::<2>().ok_or_else(too_short)?;
+    let n = u16::from_be_bytes(*n) as usize;
     if raw.len() != 23 + n {
         return Err(format!("{} bytes, expected {}", raw.len(), 23 + n));
     }
-    let stored = u32::from_be_bytes([raw[19 + n], raw[20 + n], raw[21 + n], raw[22 + n]]);
-    if crc32fast::hash(&raw[..19 + n]) != stored {
+    if crc32fast::hash(body) != u32::from_be_bytes(*stored) {
         return Err("checksum mismatch".into());
     }
-    let node_id = std::str::from_utf8(&raw[19..19 + n]).map_err(|_| "node id is not UTF-8")?;
+    // With the length checked, `node_id` is exactly the `n` id bytes.
+    let node_id = std::str::from_utf8(node_id).map_err(|_| "node id is not UTF-8")?;
     Ok(Meta {
-        format_version: u32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]),
-        shards: u32::from_be_bytes([raw[12], raw[13], raw[14], raw[15]]) as usize,
-        partitioning: raw[16],
+        format_version: u32::from_be_bytes(*format_version),
+        shards: u32::from_be_bytes(*shards) as usize,
+        partitioning,
         node_id: node_id.to_string(),
     })
 }

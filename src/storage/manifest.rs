@@ -78,21 +78,20 @@ impl Manifest {
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<Self, String> {
+        let too_short = || format!("{} bytes, shorter than an empty manifest", raw.len());
         if raw.len() < 8 + 4 + 4 + 8 + 8 + 4 + 4 {
-            return Err(format!(
-                "{} bytes, shorter than an empty manifest",
-                raw.len()
-            ));
+            return Err(too_short());
         }
-        let (body, crc) = raw.split_at(raw.len() - 4);
-        let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if crc32fast::hash(body) != stored {
+        // Both splits are in range once the length check passed.
+        let (body, stored) = raw.split_last_chunk::<4>().ok_or_else(too_short)?;
+        if crc32fast::hash(body) != u32::from_be_bytes(*stored) {
             return Err("checksum mismatch".into());
         }
-        if &body[..8] != MAGIC {
+        let (magic, rest) = body.split_first_chunk::<8>().ok_or_else(too_short)?;
+        if magic != MAGIC {
             return Err("bad magic".into());
         }
-        let mut b = Bytes::copy_from_slice(&body[8..]);
+        let mut b = Bytes::copy_from_slice(rest);
         let version = b.get_u32();
         if version != FORMAT_VERSION {
             return Err(format!(

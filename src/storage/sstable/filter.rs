@@ -154,20 +154,19 @@ impl Filter {
     pub(crate) fn parse(block: &[u8]) -> Result<Filter, SstError> {
         let (header, p) = open_block(block, &[BlockKind::Filter])?;
         let at = |o: usize| Some((super::format::BLOCK_HEADER_LEN + o) as u64);
-        if p.len() < DESCRIPTOR_LEN {
-            return Err(corrupted("filter descriptor truncated", at(0)));
-        }
-        let kind = p[0];
-        if p[1..4] != [0, 0, 0] {
+        let (descriptor, fps) = p
+            .split_first_chunk::<DESCRIPTOR_LEN>()
+            .ok_or_else(|| corrupted("filter descriptor truncated", at(0)))?;
+        let kind = descriptor[0];
+        if descriptor[1..4] != [0, 0, 0] {
             return Err(corrupted("filter reserved bytes are not zero", at(1)));
         }
-        let field32 = |o| be_u32(p, o).ok_or_else(|| corrupted("filter truncated", at(o)));
-        let seed = be_u64(p, 4).ok_or_else(|| corrupted("filter truncated", at(4)))?;
+        let field32 = |o| be_u32(descriptor, o).ok_or_else(|| corrupted("filter truncated", at(o)));
+        let seed = be_u64(descriptor, 4).ok_or_else(|| corrupted("filter truncated", at(4)))?;
         let segment_length = field32(12)?;
         let segment_length_mask = field32(16)?;
         let segment_count_length = field32(20)?;
         let fps_len = field32(24)? as usize;
-        let fps = &p[DESCRIPTOR_LEN..];
         if fps.len() != fps_len {
             return Err(corrupted(
                 format!(

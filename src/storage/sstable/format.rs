@@ -185,15 +185,19 @@ pub(crate) fn corrupted(what: impl Into<String>, offset: Option<u64>) -> SstErro
 }
 
 pub(crate) fn be_u32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..)?.first_chunk().map(|a| u32::from_be_bytes(*a))
 }
 
 pub(crate) fn be_u64(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_be_bytes(a))
+    b.get(at..)?.first_chunk().map(|a| u64::from_be_bytes(*a))
+}
+
+/// Stores the crc of a block being built in its first four bytes (the
+/// header, pushed before the crc is computed, is always there).
+fn put_crc(out: &mut [u8], crc: u32) {
+    if let Some(field) = out.first_chunk_mut() {
+        *field = crc.to_be_bytes();
+    }
 }
 
 fn crc_of(block: &[u8]) -> u32 {
@@ -230,7 +234,7 @@ pub(crate) fn seal_block(
     out.extend_from_slice(payload);
     out.resize(total, 0);
     let crc = crc_of(&out);
-    out[..4].copy_from_slice(&crc.to_be_bytes());
+    put_crc(&mut out, crc);
     Ok(out)
 }
 
@@ -259,15 +263,19 @@ pub(crate) fn open_block<'a>(
             Some(0),
         ));
     }
-    let kind = BlockKind::from_byte(block[4])
-        .ok_or_else(|| corrupted(format!("unknown block kind {}", block[4]), Some(4)))?;
+    // A positive multiple of ALIGN always holds the header.
+    let (head, body) = block
+        .split_first_chunk::<BLOCK_HEADER_LEN>()
+        .ok_or_else(|| corrupted("block too short", Some(0)))?;
+    let kind = BlockKind::from_byte(head[4])
+        .ok_or_else(|| corrupted(format!("unknown block kind {}", head[4]), Some(4)))?;
     if !accept.contains(&kind) {
         return Err(corrupted(
             format!("block kind {kind:?} where {accept:?} was expected"),
             Some(4),
         ));
     }
-    if block[5..8] != [0, 0, 0] {
+    if head[5..8] != [0, 0, 0] {
         return Err(corrupted("reserved header bytes are not zero", Some(5)));
     }
     let header_field = |at| be_u32(block, at).ok_or_else(|| corrupted("block too short", None));
@@ -277,15 +285,18 @@ pub(crate) fn open_block<'a>(
     let end = BLOCK_HEADER_LEN
         .checked_add(stored_len as usize)
         .ok_or_else(|| corrupted("stored length overflows", Some(12)))?;
-    if align_up(end) != Some(block.len()) {
-        return Err(corrupted(
-            format!(
-                "stored length {stored_len} does not match block length {}",
-                block.len()
-            ),
-            Some(12),
-        ));
-    }
+    let (payload, padding) = match body.split_at_checked(stored_len as usize) {
+        Some(split) if align_up(end) == Some(block.len()) => split,
+        _ => {
+            return Err(corrupted(
+                format!(
+                    "stored length {stored_len} does not match block length {}",
+                    block.len()
+                ),
+                Some(12),
+            ))
+        }
+    };
     let is_data = matches!(kind, BlockKind::DataRaw | BlockKind::DataZstd);
     if is_data && raw_len as usize > MAX_RAW_BLOCK_BYTES {
         return Err(corrupted(
@@ -299,7 +310,7 @@ pub(crate) fn open_block<'a>(
             Some(16),
         ));
     }
-    if let Some(pos) = block[end..].iter().position(|&b| b != 0) {
+    if let Some(pos) = padding.iter().position(|&b| b != 0) {
         return Err(corrupted(
             "block padding is not zero",
             Some((end + pos) as u64),
@@ -311,7 +322,7 @@ pub(crate) fn open_block<'a>(
         stored_len,
         raw_len,
     };
-    Ok((header, &block[BLOCK_HEADER_LEN..end]))
+    Ok((header, payload))
 }
 
 /// The footer: where the index and filter are, and table totals.
@@ -346,7 +357,7 @@ impl Footer {
         debug_assert_eq!(out.len(), FOOTER_USED);
         out.resize(FOOTER_LEN, 0);
         let crc = crc_of(&out);
-        out[..4].copy_from_slice(&crc.to_be_bytes());
+        put_crc(&mut out, crc);
         out
     }
 
@@ -356,16 +367,16 @@ impl Footer {
     /// and that the index and filter are aligned, non-empty and adjacent.
     /// Offsets in errors are relative to the footer's start.
     pub(crate) fn parse(last_block: &[u8]) -> Result<Footer, SstError> {
-        if last_block.len() != FOOTER_LEN {
-            return Err(corrupted(
+        // As a fixed-size array, the constant offsets below are in range.
+        let b: &[u8; FOOTER_LEN] = last_block.try_into().map_err(|_| {
+            corrupted(
                 format!(
                     "footer is {} bytes, expected {FOOTER_LEN}",
                     last_block.len()
                 ),
                 None,
-            ));
-        }
-        let b = last_block;
+            )
+        })?;
         let mut magic = [0u8; 8];
         magic.copy_from_slice(&b[8..16]);
         if magic != MAGIC {

@@ -256,20 +256,20 @@ pub(crate) fn decode_block(block: &[u8]) -> Result<Block, SstError> {
     let mut offsets = Vec::with_capacity(count + 1);
     let mut keys: Vec<(u32, u32)> = Vec::with_capacity(count);
     let mut pos = 0usize;
+    let mut prev_key: Option<&[u8]> = None;
     for i in 0..count {
-        let (k0, k1, end) = scan_entry(&data, pos)
+        let (k0, key, end) = scan_entry(&data, pos)
             .map_err(|why| corrupted(format!("entry {i} at payload byte {pos}: {why}"), None))?;
-        if let Some(&(p0, p1)) = keys.last() {
-            if data[k0..k1] <= data[p0 as usize..p1 as usize] {
-                return Err(corrupted(
-                    format!("entry {i} at payload byte {pos}: keys do not increase"),
-                    None,
-                ));
-            }
+        if prev_key.is_some_and(|prev| key <= prev) {
+            return Err(corrupted(
+                format!("entry {i} at payload byte {pos}: keys do not increase"),
+                None,
+            ));
         }
         // data.len() <= MAX_RAW_BLOCK_BYTES, so positions fit in u32.
         offsets.push(pos as u32);
-        keys.push((k0 as u32, k1 as u32));
+        keys.push((k0 as u32, (k0 + key.len()) as u32));
+        prev_key = Some(key);
         pos = end;
     }
     if pos != data.len() {
@@ -310,54 +310,61 @@ pub(crate) fn decode_indexed_block(entry: &IndexEntry, bytes: &[u8]) -> Result<B
     Ok(block)
 }
 
-fn need(buf: &[u8], pos: usize, n: usize) -> Result<usize, &'static str> {
+/// The `n` bytes of `buf` at `pos`, and the position after them.
+fn take_n(buf: &[u8], pos: usize, n: usize) -> Result<(&[u8], usize), &'static str> {
     match pos.checked_add(n) {
-        Some(end) if end <= buf.len() => Ok(end),
-        _ => Err("truncated"),
+        Some(end) => buf
+            .get(pos..end)
+            .map(|bytes| (bytes, end))
+            .ok_or("truncated"),
+        None => Err("truncated"),
     }
 }
 
-fn u16_at(buf: &[u8], pos: usize) -> usize {
-    usize::from(u16::from_be_bytes([buf[pos], buf[pos + 1]]))
+/// The `N` bytes of `buf` at `pos`, and the position after them.
+fn take<const N: usize>(buf: &[u8], pos: usize) -> Result<(&[u8; N], usize), &'static str> {
+    match buf.get(pos..).and_then(<[u8]>::first_chunk::<N>) {
+        Some(bytes) => Ok((bytes, pos + N)),
+        None => Err("truncated"),
+    }
 }
 
-fn u32_at(buf: &[u8], pos: usize) -> usize {
-    u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize
+fn u16_at(buf: &[u8], pos: usize) -> Result<(usize, usize), &'static str> {
+    take(buf, pos).map(|(b, end)| (usize::from(u16::from_be_bytes(*b)), end))
+}
+
+fn u32_at(buf: &[u8], pos: usize) -> Result<(usize, usize), &'static str> {
+    take(buf, pos).map(|(b, end)| (u32::from_be_bytes(*b) as usize, end))
 }
 
 /// Walks the framing of one codec entry at `pos` without decoding it:
-/// returns the key's range and the entry's end. Mirrors
+/// returns the key's start, the key, and the entry's end. Mirrors
 /// [`codec::encode_entry`](crate::storage::codec::encode_entry).
-fn scan_entry(buf: &[u8], mut pos: usize) -> Result<(usize, usize, usize), &'static str> {
-    let p = need(buf, pos, 4)?;
-    let key_len = u32_at(buf, pos);
-    let key_start = p;
-    let key_end = need(buf, key_start, key_len)?;
-    pos = need(buf, key_end, 2)?;
-    let count = u16_at(buf, key_end);
+fn scan_entry(buf: &[u8], pos: usize) -> Result<(usize, &[u8], usize), &'static str> {
+    let (key_len, key_start) = u32_at(buf, pos)?;
+    let (key, key_end) = take_n(buf, key_start, key_len)?;
+    let (count, mut pos) = u16_at(buf, key_end)?;
     if count == 0 {
         return Err("no versions");
     }
     for _ in 0..count {
-        let p = need(buf, pos, 11)?;
-        let flags = buf[pos];
+        // flags(1) timestamp(8) clock entries(2)
+        let (&[flags, _, _, _, _, _, _, _, _, c0, c1], p) = take::<11>(buf, pos)?;
         if flags > 1 {
             return Err("unknown version flags");
         }
-        let clock_entries = u16_at(buf, pos + 9);
+        let clock_entries = u16::from_be_bytes([c0, c1]);
         pos = p;
         for _ in 0..clock_entries {
-            let p = need(buf, pos, 2)?;
-            let node_len = u16_at(buf, pos);
-            pos = need(buf, p, node_len + 8)?;
+            let (node_len, p) = u16_at(buf, pos)?;
+            pos = take_n(buf, p, node_len + 8)?.1;
         }
         if flags == 0 {
-            let p = need(buf, pos, 4)?;
-            let value_len = u32_at(buf, pos);
-            pos = need(buf, p, value_len)?;
+            let (value_len, p) = u32_at(buf, pos)?;
+            pos = take_n(buf, p, value_len)?.1;
         }
     }
-    Ok((key_start, key_end, pos))
+    Ok((key_start, key, pos))
 }
 
 impl Block {
@@ -407,7 +414,13 @@ impl Block {
 
     fn position(&self, key: &[u8]) -> Result<usize, usize> {
         self.keys
-            .binary_search_by(|&(a, b)| self.data[a as usize..b as usize].cmp(key))
+            // Key ranges were checked against `data` when the block was decoded.
+            .binary_search_by(|&(a, b)| {
+                self.data
+                    .get(a as usize..b as usize)
+                    .unwrap_or_default()
+                    .cmp(key)
+            })
     }
 
     /// Every entry in key order.

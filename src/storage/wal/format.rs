@@ -434,7 +434,8 @@ pub(crate) fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
 /// Parses and fully verifies a segment header from the first
 /// [`SEGMENT_HEADER_LEN`] bytes of `buf` (which may be the whole file).
 pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatError> {
-    let Some(h) = buf.get(..SEGMENT_HEADER_LEN) else {
+    // As a fixed-size array, the constant field ranges below are in range.
+    let Some(h) = buf.first_chunk::<SEGMENT_HEADER_LEN>() else {
         return Err(WalFormatError::SegmentHeaderTruncated { have: buf.len() });
     };
     if h[SEG_MAGIC_AT..SEG_VERSION_AT] != SEGMENT_MAGIC {
@@ -582,7 +583,8 @@ fn encode_batch_limited(
     let len = BATCH_HEADER_LEN + check_batch(first_seq, records, max_payload)?;
     let start = out.len();
     out.resize(start + len, 0);
-    write_batch(&mut out[start..], segment, first_seq, records);
+    let (header, payload) = out[start..].split_first_chunk_mut().unwrap();
+    write_batch(header, payload, segment, first_seq, records);
     Ok(len)
 }
 
@@ -596,19 +598,26 @@ pub(crate) fn encode_batch_into(
     records: &[Record],
 ) -> Result<usize, WalFormatError> {
     let len = BATCH_HEADER_LEN + check_batch(first_seq, records, MAX_PAYLOAD_LEN)?;
-    let Some(dst) = buf.get_mut(..len) else {
-        return Err(WalFormatError::BufferTooSmall {
-            need: len,
-            have: buf.len(),
-        });
+    let have = buf.len();
+    // `len` is at least the header's length, so the second split never fails.
+    let Some((header, payload)) = buf
+        .get_mut(..len)
+        .and_then(<[u8]>::split_first_chunk_mut::<BATCH_HEADER_LEN>)
+    else {
+        return Err(WalFormatError::BufferTooSmall { need: len, have });
     };
-    write_batch(dst, segment, first_seq, records);
+    write_batch(header, payload, segment, first_seq, records);
     Ok(len)
 }
 
-/// `dst` is exactly the batch's length; the batch was checked.
-fn write_batch(dst: &mut [u8], segment: SegmentId, first_seq: u64, records: &[Record]) {
-    let (header, payload) = dst.split_at_mut(BATCH_HEADER_LEN);
+/// `header` and `payload` are exactly the batch's; the batch was checked.
+fn write_batch(
+    header: &mut [u8; BATCH_HEADER_LEN],
+    payload: &mut [u8],
+    segment: SegmentId,
+    first_seq: u64,
+    records: &[Record],
+) {
     let mut w: &mut [u8] = payload;
     for r in records {
         match r {
@@ -621,7 +630,7 @@ fn write_batch(dst: &mut [u8], segment: SegmentId, first_seq: u64, records: &[Re
     }
     debug_assert!(w.is_empty(), "record lengths disagree with their encoding");
     let payload_crc = crc32fast::hash(payload);
-    let mut h: &mut [u8] = header;
+    let mut h: &mut [u8] = header.as_mut_slice();
     h.put_u32(BATCH_MAGIC);
     h.put_u32(segment.shard_id);
     h.put_u64(segment.segment_no);
@@ -678,9 +687,10 @@ impl BatchHeader {
 /// [`WalFormatError::HeaderChecksum`] otherwise.
 pub(crate) fn parse_batch_header(buf: &[u8]) -> Result<BatchHeader, WalFormatError> {
     let magic = BATCH_MAGIC.to_be_bytes();
-    let Some(h) = buf.get(..BATCH_HEADER_LEN) else {
-        let n = buf.len().min(magic.len());
-        if n > 0 && buf[..n] == magic[..n] {
+    // As a fixed-size array, the constant field ranges below are in range.
+    let Some(h) = buf.first_chunk::<BATCH_HEADER_LEN>() else {
+        // Starts like a header: the bytes there agree with the magic.
+        if !buf.is_empty() && buf.iter().zip(magic).all(|(&b, m)| b == m) {
             return Err(WalFormatError::TruncatedHeader { have: buf.len() });
         }
         return Err(WalFormatError::NoBatchMagic);
@@ -752,15 +762,17 @@ fn decode_records(count: u32, payload: &Bytes) -> Result<Vec<Record>, WalFormatE
             });
         }
         let have = payload.len() - pos;
-        if have < RECORD_HEADER_LEN {
+        let Some(&[record_type, l0, l1, l2, l3]) = payload
+            .get(pos..)
+            .and_then(<[u8]>::first_chunk::<RECORD_HEADER_LEN>)
+        else {
             return Err(WalFormatError::RecordTruncated {
                 index,
                 need: RECORD_HEADER_LEN,
                 have,
             });
-        }
-        let record_type = payload[pos];
-        let body_len = be_u32(payload, pos + 1) as usize;
+        };
+        let body_len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
         if record_type != RECORD_PUT {
             return Err(WalFormatError::UnknownRecordType { index, record_type });
         }

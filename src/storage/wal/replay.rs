@@ -97,15 +97,15 @@ pub(crate) async fn replay_dir(
         let data = read_all(&file, path, len).await?;
         summary.bytes += data.len() as u64;
         summary.segments += 1;
-        if data.len() < format::SEGMENT_HEADER_LEN {
+        let Some(header) = data.first_chunk::<{ format::SEGMENT_HEADER_LEN }>() else {
             // A crash while the segment was being created: nothing in it was
             // ever acknowledged.
             tracing::warn!(file = %path.display(), bytes = data.len(), "WAL segment without a complete header: removed");
             drop(file);
             std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
             continue;
-        }
-        if data[..format::SEGMENT_HEADER_LEN].iter().all(|b| *b == 0) {
+        };
+        if header.iter().all(|b| *b == 0) {
             // A spare segment whose preparation never finished: its header is
             // written last, and no record goes to a segment before that.
             tracing::info!(file = %path.display(), "unfinished spare WAL segment: removed");
@@ -113,8 +113,7 @@ pub(crate) async fn replay_dir(
             std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
             continue;
         }
-        let header = format::parse_segment_header(&data[..format::SEGMENT_HEADER_LEN])
-            .map_err(|e| corrupted(path, 0, e))?;
+        let header = format::parse_segment_header(header).map_err(|e| corrupted(path, 0, e))?;
         if header.segment_no != *no || header.shard_id != shard_id {
             return Err(corrupted(
                 path,

@@ -292,7 +292,7 @@ fn find_later_batch(data: &[u8], from: usize, segment: SegmentId, next_seq: u64)
     while let Some(window) = data.get(i..) {
         let at = i + window.iter().position(|&b| b == magic[0])?;
         let candidate = data.get(at..at + BATCH_HEADER_LEN)?;
-        if candidate[..magic.len()] == magic {
+        if candidate.starts_with(&magic) {
             if let Ok(h) = parse_batch_header(candidate) {
                 if h.segment == segment && h.first_seq >= next_seq {
                     return Some(at);

@@ -203,20 +203,29 @@ impl Segment {
         let padded = (len as u64).div_ceil(ALIGN) * ALIGN;
         let mut buf = self.file.alloc_dma_buffer(padded as usize);
         let bytes = buf.as_bytes_mut();
-        bytes[..self.tail.len()].copy_from_slice(&self.tail);
-        let encoded = format::encode_batch_into(
-            &mut bytes[self.tail.len()..len],
-            batch.segment,
-            batch.first_seq,
-            batch.records,
-        )
-        .map_err(StorageError::Framing)?;
+        // The buffer holds `padded >= len` bytes: the old tail, the batch,
+        // then zeros up to the block boundary.
+        let have = bytes.len();
+        let too_small =
+            || StorageError::Framing(format::WalFormatError::BufferTooSmall { need: len, have });
+        let (old_tail, rest) = bytes
+            .split_at_mut_checked(self.tail.len())
+            .ok_or_else(too_small)?;
+        let (dst, padding) = rest.split_at_mut_checked(batch.len).ok_or_else(too_small)?;
+        old_tail.copy_from_slice(&self.tail);
+        let encoded = format::encode_batch_into(dst, batch.segment, batch.first_seq, batch.records)
+            .map_err(StorageError::Framing)?;
         debug_assert_eq!(encoded, batch.len);
-        bytes[len..].fill(0);
+        padding.fill(0);
         let end = self.pos + batch.len as u64;
         let new_aligned = end / ALIGN * ALIGN;
         // The bytes of the last, partial block: rewritten by the next commit.
-        let new_tail = bytes[(new_aligned - self.aligned_start) as usize..len].to_vec();
+        // `new_aligned` lies in the bytes just written (`aligned_start` to
+        // `end`), so the range is in the buffer.
+        let new_tail = bytes
+            .get((new_aligned - self.aligned_start) as usize..len)
+            .ok_or_else(too_small)?
+            .to_vec();
         let written = self
             .file
             .write_at(buf, self.aligned_start)
@@ -533,17 +542,23 @@ impl Committer {
         records: &[Record],
         rotations: Vec<(usize, oneshot::Sender<u64>)>,
     ) -> Result<(), StorageError> {
-        let mut start = 0;
+        // `rest` is `records` from index `start` on.
+        let (mut rest, mut start) = (records, 0);
         for (pos, tx) in rotations {
-            if pos > start {
-                self.commit(&records[start..pos]).await?;
+            // `pos` is the queue's length when the rotation was asked (so
+            // never below an earlier one): the records before it go first.
+            let (before, after) = rest
+                .split_at_checked(pos.saturating_sub(start))
+                .unwrap_or((rest, &[]));
+            if !before.is_empty() {
+                self.commit(before).await?;
             }
-            start = pos;
+            (rest, start) = (after, start + before.len());
             self.next_segment().await?;
             let _ = tx.send(self.segment.no);
         }
-        if start < records.len() {
-            self.commit(&records[start..]).await?;
+        if !rest.is_empty() {
+            self.commit(rest).await?;
         }
         Ok(())
     }
