@@ -15,8 +15,9 @@ use std::path::Path;
 pub(crate) enum EngineError {
     /// Stored data failed a checksum or format check.
     Corrupted { what: String },
-    /// The device is full; writes are refused, reads keep working.
-    DiskFull,
+    /// The device is full; writes are refused, reads keep working. `what`
+    /// names the operation and the file that found it full.
+    DiskFull { what: String },
     /// Too much work is queued; the caller should back off.
     Overloaded { what: String },
     /// The request cannot be carried out as asked (answered INVALID_REQUEST).
@@ -48,7 +49,9 @@ impl EngineError {
 impl From<StorageError> for EngineError {
     fn from(e: StorageError) -> Self {
         if e.is_disk_full() {
-            EngineError::DiskFull
+            EngineError::DiskFull {
+                what: e.to_string(),
+            }
         } else if e.is_corruption() {
             EngineError::Corrupted {
                 what: e.to_string(),
@@ -73,7 +76,12 @@ impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EngineError::Corrupted { what } => write!(f, "corrupted data: {what}"),
-            EngineError::DiskFull => write!(f, "disk full: writes are refused until space returns"),
+            EngineError::DiskFull { what } => {
+                write!(
+                    f,
+                    "disk full: writes are refused until space returns ({what})"
+                )
+            }
             EngineError::Overloaded { what } => write!(f, "overloaded: {what}"),
             EngineError::Invalid { what } => write!(f, "invalid request: {what}"),
             EngineError::Internal { what } => write!(f, "internal error: {what}"),
@@ -96,15 +104,17 @@ mod tests {
     #[test]
     fn disk_full_by_errno_not_text() {
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
-        assert_eq!(
-            EngineError::io_or_disk_full(path(), "write", full),
-            EngineError::DiskFull
+        let e = EngineError::io_or_disk_full(path(), "write", full);
+        assert!(matches!(e, EngineError::DiskFull { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("/data/shard-001/MANIFEST"),
+            "names the file: {e}"
         );
         let quota = io::Error::from_raw_os_error(libc::EDQUOT);
-        assert_eq!(
+        assert!(matches!(
             EngineError::from(StorageError::io("sync", path(), quota)),
-            EngineError::DiskFull
-        );
+            EngineError::DiskFull { .. }
+        ));
         let lookalike = io::Error::other("No space left (os error 28)");
         assert_eq!(
             EngineError::io_or_disk_full(path(), "write", lookalike),

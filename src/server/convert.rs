@@ -152,7 +152,7 @@ pub(crate) fn read_response(
 pub(crate) fn error_code(e: &EngineError) -> proto::ErrorCode {
     match e {
         EngineError::Corrupted { .. } => proto::ErrorCode::CorruptedData,
-        EngineError::DiskFull => proto::ErrorCode::DiskFull,
+        EngineError::DiskFull { .. } => proto::ErrorCode::DiskFull,
         EngineError::Overloaded { .. } => proto::ErrorCode::MemoryPressure,
         EngineError::Invalid { .. } => proto::ErrorCode::InvalidRequest,
         EngineError::Internal { .. } => proto::ErrorCode::InternalError,
