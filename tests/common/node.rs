@@ -135,31 +135,7 @@ impl Node {
     pub fn spawn(opts: &NodeOptions, port: u16) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let stderr_path = dir.path().join("stderr.log");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = command(&stderr_path);
-        cmd.arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--shards")
-            .arg(opts.shards.to_string())
-            .arg("--node-id")
-            .arg(&opts.node_id);
-        if let Some(text) = &opts.config {
-            let path = dir.path().join("shards.toml");
-            std::fs::write(&path, text).expect("write config");
-            cmd.arg("--config").arg(path);
-        }
-        let child = cmd.spawn().expect("spawn pairdb-storage");
-        Node {
-            child: Some(child),
-            addr,
-            node_id: opts.node_id.clone(),
-            shards: opts.shards,
-            stderr_path,
-            dir,
-        }
+        Node::spawn_with_data(dir, opts, port, &data_dir, &[])
     }
 
     /// Spawns the binary on `port` with its data in `data_dir`, a directory
@@ -178,7 +154,24 @@ impl Node {
         data_dir: &Path,
         extra_args: &[&str],
     ) -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Node::spawn_with_data(
+            tempfile::tempdir().expect("tempdir"),
+            opts,
+            port,
+            data_dir,
+            extra_args,
+        )
+    }
+
+    /// Spawns the binary on `port` with its data in `data_dir`; stderr and
+    /// config go to `dir`, which the node keeps.
+    fn spawn_with_data(
+        dir: TempDir,
+        opts: &NodeOptions,
+        port: u16,
+        data_dir: &Path,
+        extra_args: &[&str],
+    ) -> Node {
         let stderr_path = dir.path().join("stderr.log");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut cmd = command(&stderr_path);

@@ -65,10 +65,10 @@ impl Shard {
     }
 
     fn flow_now(&self) -> FlowState {
-        let immutables = self.tree.current().immutables().len();
+        let version = self.tree.current();
         flow_state(
-            self.l0_tables(),
-            immutables,
+            version.level(0).len(),
+            version.immutables().len(),
             self.memtable_due(),
             &self.config,
         )

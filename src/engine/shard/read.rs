@@ -48,16 +48,15 @@ impl Shard {
         // may dominate each other.
         let versions = VersionSet::merge_reconciled(sets).into_versions();
         if holding > 0 && self.tree.is_current(&version) {
-            self.cache_fill(key, &versions);
+            self.cache_fill(&version, key, &versions);
         }
         Ok(TableRead { version, versions })
     }
 
-    /// Caches the tables' versions of `key`, unless a memtable waiting for
-    /// flush holds the key (its flush would make the entry incomplete; see
-    /// the shard invariants).
-    fn cache_fill(&self, key: &[u8], versions: &[Version]) {
-        let current = self.tree.current();
+    /// Caches the tables' versions of `key` read on `current` (the current
+    /// version), unless a memtable waiting for flush holds the key (its
+    /// flush would make the entry incomplete; see the shard invariants).
+    fn cache_fill(&self, current: &TreeVersion, key: &[u8], versions: &[Version]) {
         if current
             .immutables()
             .iter()
