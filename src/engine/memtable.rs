@@ -62,6 +62,16 @@ impl Memtable {
         self.bytes
     }
 
+    /// Entries with keys within the bounds, in storage-key order.
+    pub(crate) fn range<'a>(
+        &'a self,
+        lower: std::ops::Bound<&'a [u8]>,
+        upper: std::ops::Bound<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Bytes, &'a VersionSet)> + 'a {
+        self.map
+            .range::<[u8], (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>)>((lower, upper))
+    }
+
     /// Entries in storage-key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &VersionSet)> {
         self.map.iter()

@@ -34,6 +34,16 @@ enum Op {
     Read {
         key: usize,
     },
+    /// The whole shard read by range pages of at most `page` entries.
+    Scan {
+        page: usize,
+    },
+    /// A version copied from another node (timestamp kept).
+    Apply {
+        key: usize,
+        value: Option<(u8, usize)>,
+        clock: Vec<(u8, i64)>,
+    },
     Flush,
     Compact,
     Restart {
@@ -47,6 +57,10 @@ fn arb_op() -> impl Strategy<Value = Op> {
         8 => (0..KEYS.len(), proptest::option::of((any::<u8>(), 1usize..12_000)), clock)
             .prop_map(|(key, value, clock)| Op::Write { key, value, clock }),
         3 => (0..KEYS.len()).prop_map(|key| Op::Read { key }),
+        1 => (1usize..4).prop_map(|page| Op::Scan { page }),
+        2 => (0..KEYS.len(), proptest::option::of((any::<u8>(), 1usize..12_000)),
+              proptest::collection::vec((0u8..3, 1i64..4), 1..3))
+            .prop_map(|(key, value, clock)| Op::Apply { key, value, clock }),
         1 => Just(Op::Flush),
         1 => Just(Op::Compact),
         1 => any::<bool>().prop_map(|clean| Op::Restart { clean }),
@@ -102,6 +116,54 @@ async fn read(shard: &Shard, key: usize) -> VersionSet {
     versions
 }
 
+/// Every key of the shard with its versions, read by pages of `page`
+/// entries (and at most `page + 1` keys looked at per page).
+async fn scan_all(shard: &Shard, page: usize) -> BTreeMap<usize, Vec<Canon>> {
+    use super::shard::scan::ScanRange;
+    let mut out = BTreeMap::new();
+    let mut start = Bytes::new();
+    loop {
+        let range = ScanRange {
+            start: start.clone(),
+            end: None,
+            entries_max: page,
+            bytes_max: usize::MAX,
+            keys_examined_max: page + 1,
+        };
+        let reply = shard
+            .execute(ShardOp::Scan {
+                range,
+                filter: super::ops::ScanFilter::All,
+            })
+            .await;
+        let ShardReply::Scan(got) = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(got.entries.len() <= page);
+        for (k, versions) in got.entries {
+            let (_, name) = crate::model::key::decode_storage_key(&k).unwrap();
+            let i = KEYS.iter().position(|n| *n == name).unwrap();
+            let set = VersionSet::from_versions(versions);
+            assert!(out.insert(i, canon(&set)).is_none(), "key {name} twice");
+        }
+        match got.resume {
+            Some(next) => {
+                assert!(next > start, "a page must move forward");
+                start = next;
+            }
+            None => return out,
+        }
+    }
+}
+
+fn model_contents(model: &BTreeMap<usize, VersionSet>) -> BTreeMap<usize, Vec<Canon>> {
+    model
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(k, s)| (*k, canon(s)))
+        .collect()
+}
+
 async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
     let mut model: BTreeMap<usize, VersionSet> = BTreeMap::new();
     let mut shard = Shard::open(&dir, 0, NODE.into(), &config()).await.unwrap();
@@ -147,6 +209,27 @@ async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
                     "key {key}"
                 );
             }
+            Op::Scan { page } => {
+                assert_eq!(scan_all(&shard, page).await, model_contents(&model));
+            }
+            Op::Apply { key, value, clock } => {
+                let value = value.map(|(b, len)| Bytes::from(vec![b; len]));
+                // An old timestamp, but within the tombstone grace: a
+                // tombstone past it may be purged, which the model leaves out.
+                let version = Version {
+                    clock: clock_of(&clock),
+                    timestamp_ms: super::shard::now_unix_ms() - 60_000,
+                    value,
+                };
+                model.entry(key).or_default().apply(version.clone());
+                let reply = shard
+                    .execute(ShardOp::Apply {
+                        key: KeyRef::new("t", KEYS[key]),
+                        version,
+                    })
+                    .await;
+                assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
+            }
             Op::Flush => shard.flush(Duration::from_secs(10)).await.unwrap(),
             Op::Compact => {
                 shard
@@ -174,6 +257,7 @@ async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
             "key {name}"
         );
     }
+    assert_eq!(scan_all(&shard, 2).await, model_contents(&model));
     shard.check_levels().unwrap();
     let stats = shard.stats();
     assert_eq!(stats.compaction.failures, 0, "{stats:?}");

@@ -4,8 +4,10 @@
 //! `Send` data (`Bytes`, `String`), already validated and decoded by the core
 //! that received the request: the owning core never re-parses protobuf.
 
-use crate::model::{KeyRef, PutOrigin, VectorClock, VersionSet};
+use super::shard::scan::{ScanPage, ScanRange};
+use crate::model::{KeyRef, PutOrigin, TokenRanges, VectorClock, Version, VersionSet};
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// The clock a put carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +34,38 @@ pub(crate) enum ShardOp {
     Get {
         key: KeyRef,
     },
+    /// A version copied from another node (range moves): applied as a
+    /// repair (never stamped, reconciled by dominance) keeping its own
+    /// timestamp, tombstones included.
+    Apply {
+        key: KeyRef,
+        version: Version,
+    },
+    /// One page of a range read.
+    Scan {
+        range: ScanRange,
+        filter: ScanFilter,
+    },
     Stats,
+}
+
+/// Which keys of a range a scan keeps.
+#[derive(Debug, Clone)]
+pub(crate) enum ScanFilter {
+    All,
+    /// Keys whose ring token lies in one of the ranges.
+    Tokens(Arc<TokenRanges>),
+}
+
+impl ScanFilter {
+    /// True when the scan keeps `storage_key`.
+    pub(crate) fn keeps(&self, storage_key: &[u8]) -> bool {
+        match self {
+            ScanFilter::All => true,
+            ScanFilter::Tokens(ranges) => crate::model::key::decode_storage_key(storage_key)
+                .is_some_and(|(t, k)| ranges.contains(crate::model::ring_token(t, k))),
+        }
+    }
 }
 
 /// Per-shard figures for HealthCheck.
@@ -153,6 +186,7 @@ pub(crate) enum ShardReply {
     Get {
         versions: VersionSet,
     },
+    Scan(ScanPage),
     Stats(Box<ShardStats>),
     Failed(super::EngineError),
 }

@@ -127,6 +127,7 @@ impl Shard {
             graveyard: Graveyard::default(),
             writers_waiting: Cell::new(0),
             recovery,
+            observer: RefCell::new(None),
             counters: ShardCounters::default(),
         });
         let s = Rc::clone(&shard);

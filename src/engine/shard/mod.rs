@@ -47,6 +47,7 @@ mod flush;
 mod immutable;
 mod lifecycle;
 mod read;
+pub(crate) mod scan;
 mod signal;
 mod stats;
 mod table_files;
@@ -66,6 +67,7 @@ use bytes::Bytes;
 use signal::Signal;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use table_files::Graveyard;
 use tree::Tree;
@@ -98,6 +100,15 @@ pub(crate) struct Shard {
     /// What start-up replayed, for metrics.
     recovery: replay::ReplaySummary,
     pub counters: ShardCounters,
+    /// Told of every version stored, once durable (live forwarding of
+    /// streamed ranges).
+    observer: RefCell<Option<Rc<dyn PutObserver>>>,
+}
+
+/// Learns of each version a put stored, after it is durable, on the
+/// shard's core (before the put answers).
+pub(crate) trait PutObserver {
+    fn stored(&self, key: &Bytes, version: &Version);
 }
 
 /// Task queue shares of flush and compaction; foreground tasks run in the
@@ -119,6 +130,11 @@ impl Shard {
         self.id
     }
 
+    /// Sets the observer told of every stored version (see [`PutObserver`]).
+    pub(crate) fn set_observer(&self, observer: Rc<dyn PutObserver>) {
+        *self.observer.borrow_mut() = Some(observer);
+    }
+
     /// Executes one operation on this shard.
     pub(crate) async fn execute(&self, op: super::ShardOp) -> super::ShardReply {
         use super::{ShardOp, ShardReply};
@@ -128,7 +144,21 @@ impl Shard {
                 value,
                 clock,
                 origin,
-            } => self.put(key.storage_key, value, clock, origin).await,
+            } => self.put(key.storage_key, value, clock, origin, None).await,
+            ShardOp::Apply { key, version } => {
+                self.put(
+                    key.storage_key,
+                    version.value,
+                    super::PutClock::Given(version.clock),
+                    crate::model::PutOrigin::Replica,
+                    Some(version.timestamp_ms),
+                )
+                .await
+            }
+            ShardOp::Scan { range, filter } => self
+                .scan_page(&range, &|k| filter.keeps(k))
+                .await
+                .map(ShardReply::Scan),
             ShardOp::Get { key } => self
                 .get(&key.storage_key)
                 .await

@@ -28,6 +28,7 @@ impl Shard {
         value: Option<Bytes>,
         clock: PutClock,
         origin: PutOrigin,
+        timestamp_ms: Option<i64>,
     ) -> Result<ShardReply, EngineError> {
         let estimate = key.len() + value.as_ref().map_or(0, |v| v.len()) + 256;
         self.wal.check_room(estimate)?;
@@ -62,9 +63,10 @@ impl Shard {
         };
         let version = Version {
             clock,
-            timestamp_ms: now_unix_ms(),
+            timestamp_ms: timestamp_ms.unwrap_or_else(now_unix_ms),
             value,
         };
+        let mut forward = None;
         let (stored, ticket, merged) = match full.apply(version.clone()) {
             ApplyOutcome::Stale => (false, self.wal.barrier(), full.merged_clock()),
             ApplyOutcome::Stored { .. } => {
@@ -76,6 +78,11 @@ impl Shard {
                     key: key.clone(),
                     version: version.clone(),
                 })?;
+                forward = self
+                    .observer
+                    .borrow()
+                    .as_ref()
+                    .map(|o| (Rc::clone(o), version.clone()));
                 self.tree.active_mut().apply(&key, version);
                 (true, ticket, merged)
             }
@@ -84,6 +91,9 @@ impl Shard {
             self.rotate_memtable_if_room();
         }
         ticket.wait().await?;
+        if let Some((observer, version)) = forward {
+            observer.stored(&key, &version);
+        }
         Ok(ShardReply::Put {
             stored,
             clock: merged,

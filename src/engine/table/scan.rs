@@ -1,8 +1,9 @@
-//! Sequential scans of SSTables for compaction.
+//! Sequential scans of SSTables, for compaction and range reads.
 //!
 //! Owns [`RunScan`]: the entries of a run of tables with disjoint, increasing
 //! key ranges (one level of L1+, or a single L0 table), in key order, read
-//! one data block per DMA read. Invariants: every block is checksum-verified
+//! one data block per DMA read, optionally from a start key on (the first
+//! block read is the one the index names for it). Invariants: every block is checksum-verified
 //! and checked against its index entry before any entry is used (corruption
 //! is an error, never data); keys come out strictly increasing; the scan
 //! holds its tables (`Rc`), so their files stay open while it runs.
@@ -26,6 +27,9 @@ pub(crate) struct RunScan {
     /// The entry `peek` shows.
     head: Option<Entry>,
     bytes_read: u64,
+    /// Keys below this are skipped (set by [`RunScan::from_key`], cleared
+    /// once the first block is positioned).
+    from: Option<Bytes>,
 }
 
 impl RunScan {
@@ -38,6 +42,29 @@ impl RunScan {
             entries: None,
             head: None,
             bytes_read: 0,
+            from: None,
+        }
+    }
+
+    /// A scan over `tables` (as [`RunScan::new`]) of the keys >= `from`:
+    /// tables wholly below it are skipped and the first block read is the
+    /// one that may hold it.
+    pub(crate) fn from_key(tables: Vec<Rc<Table>>, from: Bytes) -> Self {
+        let mut tables: VecDeque<Rc<Table>> = tables.into();
+        while tables.front().is_some_and(|t| t.largest()[..] < from[..]) {
+            tables.pop_front();
+        }
+        let next_block = tables
+            .front()
+            .and_then(|t| t.index.seek(&from))
+            .unwrap_or(0);
+        Self {
+            tables,
+            next_block,
+            entries: None,
+            head: None,
+            bytes_read: 0,
+            from: Some(from),
         }
     }
 
@@ -83,7 +110,10 @@ impl RunScan {
             read += len as u64;
             let block = sstable::decode_indexed_block(entry, &raw)
                 .map_err(|e| sst_error(&table.path, e))?;
-            self.entries = Some(block.into_entries());
+            self.entries = Some(match self.from.take() {
+                Some(from) => block.into_entries_from(&from),
+                None => block.into_entries(),
+            });
             self.next_block += 1;
         }
         self.bytes_read += read;

@@ -159,7 +159,6 @@ impl Index {
 
     /// Position of the first block that may hold keys >= `key` (for scans),
     /// `None` past the end.
-    #[cfg(test)]
     pub(crate) fn seek(&self, key: &[u8]) -> Option<usize> {
         let i = self.entries.partition_point(|e| &e.last_key[..] < key);
         (i < self.entries.len()).then_some(i)
@@ -445,6 +444,12 @@ impl Block {
             block: self,
             next: 0,
         }
+    }
+
+    /// The entries with keys >= `key`, in key order, owning the block.
+    pub(crate) fn into_entries_from(self, key: &[u8]) -> BlockEntries {
+        let next = self.position(key).unwrap_or_else(|i| i);
+        BlockEntries { block: self, next }
     }
 }
 
