@@ -5,6 +5,7 @@
 //! - [`config`] holds shards.toml schema, defaults and validation (pure);
 //! - [`storage`] holds durable formats and files of a shard, and their errors;
 //! - [`engine`] holds a shard's storage engine and the operations it executes;
+//! - [`cluster`] holds what a node does with other nodes (range moves);
 //! - [`server`] holds the request path: gRPC over h2 on glommio sockets, the
 //!   service methods, and routing each request to its shard's core over the
 //!   channel mesh;
@@ -12,7 +13,7 @@
 //! - [`telemetry`] holds logging; [`proto`] the generated wire types.
 //!
 //! Layers only point down, with no cycles:
-//! `runtime` → `server` → `engine` → `storage` → `config` → `model`.
+//! `runtime` → `server` → `cluster` → `engine` → `storage` → `config` → `model`.
 //! A layer may skip down (the runtime opens the data directory in
 //! `storage`), never up: storage knows nothing of the engine, the engine
 //! nothing of the server, the server nothing of the runtime.
@@ -23,6 +24,7 @@
 //! crate-private, so the compiler reports what nothing uses (items only
 //! tests need are `#[cfg(test)]`).
 
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod engine;
 pub mod model;

@@ -103,6 +103,8 @@ pub struct LimitsConfig {
     pub connections_max_per_core: usize,
     pub h2_streams_max_per_connection: u32,
     pub drain_timeout_ms: u64,
+    /// Most keys one GetKeyRange answers (a larger max_keys is clamped).
+    pub key_range_keys_max: usize,
 }
 
 /// When a write is acknowledged relative to its WAL record reaching disk.
@@ -223,6 +225,7 @@ impl Default for LimitsConfig {
             connections_max_per_core: 1024,
             h2_streams_max_per_connection: 1024,
             drain_timeout_ms: 10_000,
+            key_range_keys_max: 10_000,
         }
     }
 }
@@ -291,6 +294,9 @@ impl Config {
                 "node.listen",
                 format!("{:?} is not HOST:PORT with an IP address", self.node.listen),
             );
+        }
+        if l.key_range_keys_max == 0 {
+            return bad("limits.key_range_keys_max", "must be at least 1".into());
         }
         if self.node.data_dir.as_os_str().is_empty() {
             return bad("node.data_dir", "must not be empty".into());

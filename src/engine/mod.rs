@@ -10,6 +10,7 @@
 pub(crate) mod cache;
 pub(crate) mod compaction;
 pub(crate) mod error;
+pub(crate) mod join;
 pub(crate) mod memtable;
 #[cfg(test)]
 mod model_check;

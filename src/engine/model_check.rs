@@ -223,12 +223,11 @@ async fn run_case(dir: std::path::PathBuf, ops: Vec<Op>) {
                 };
                 model.entry(key).or_default().apply(version.clone());
                 let reply = shard
-                    .execute(ShardOp::Apply {
-                        key: KeyRef::new("t", KEYS[key]),
-                        version,
+                    .execute(ShardOp::ApplyBatch {
+                        entries: vec![(KeyRef::new("t", KEYS[key]), version)],
                     })
                     .await;
-                assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
+                assert!(matches!(reply, ShardReply::Applied { .. }), "{reply:?}");
             }
             Op::Flush => shard.flush(Duration::from_secs(10)).await.unwrap(),
             Op::Compact => {

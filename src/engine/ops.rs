@@ -34,12 +34,12 @@ pub(crate) enum ShardOp {
     Get {
         key: KeyRef,
     },
-    /// A version copied from another node (range moves): applied as a
+    /// Versions copied from another node (range moves): each applied as a
     /// repair (never stamped, reconciled by dominance) keeping its own
-    /// timestamp, tombstones included.
-    Apply {
-        key: KeyRef,
-        version: Version,
+    /// timestamp, tombstones included; all at once, so they share WAL
+    /// commits.
+    ApplyBatch {
+        entries: Vec<(KeyRef, Version)>,
     },
     /// One page of a range read.
     Scan {
@@ -185,6 +185,11 @@ pub(crate) enum ShardReply {
     /// Every stored version of the key (tombstones included).
     Get {
         versions: VersionSet,
+    },
+    /// After a batch of copied versions, all durable.
+    Applied {
+        stored: u64,
+        stale: u64,
     },
     Scan(ScanPage),
     Stats(Box<ShardStats>),

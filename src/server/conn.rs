@@ -16,7 +16,7 @@
 
 use super::context::{ConnState, CoreContext};
 use super::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
-use super::handlers::{self, SERVICE_PREFIX};
+use super::handlers::{self, Answer};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use glommio::net::TcpStream;
@@ -164,16 +164,7 @@ async fn handle_stream(
         return;
     };
     let (parts, mut body) = req.into_parts();
-    let Some(method) = parts
-        .uri
-        .path()
-        .strip_prefix(SERVICE_PREFIX)
-        .map(str::to_string)
-    else {
-        let msg = format!("unknown service or method path {:?}", parts.uri.path());
-        send_status(&mut respond, &Status::new(Code::Unimplemented, msg));
-        return;
-    };
+    let method = parts.uri.path().to_string();
     let timeout = match parts
         .headers
         .get("grpc-timeout")
@@ -246,13 +237,87 @@ async fn handle_stream(
     })
     .await;
     match outcome {
-        Ok(frame) => {
+        Ok(Answer::Unary(frame)) => {
             if let Err(e) = send_message(&mut respond, frame).await {
                 tracing::debug!(error = %e, method, "response not delivered");
             }
         }
+        Ok(Answer::Stream(stream)) => {
+            // A stream may run long: only the client's deadline bounds it
+            // in all; the server's own limit bounds each batch's wait for
+            // the client to take it (h2 flow control).
+            let sending = send_stream(&mut respond, stream, server_limit);
+            let outcome = if client_deadline {
+                future::or(async { Some(sending.await) }, async {
+                    glommio::timer::sleep(limit.saturating_sub(received.elapsed())).await;
+                    None
+                })
+                .await
+            } else {
+                Some(sending.await)
+            };
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::debug!(error = %e, method, "stream not delivered"),
+                None => tracing::debug!(method, "stream cut at the client's deadline"),
+            }
+        }
         Err(status) => send_status(&mut respond, &status),
     }
+}
+
+/// Headers, then each batch of framed messages under flow control, then
+/// the trailers: OK at the end of the stream, or the status that ended it.
+/// A batch the client does not take within `stall_max` ends the stream
+/// with DEADLINE_EXCEEDED.
+async fn send_stream(
+    respond: &mut SendResponse<Bytes>,
+    mut stream: handlers::KeyStream,
+    stall_max: Duration,
+) -> Result<(), h2::Error> {
+    let mut send = respond.send_response(grpc_headers(None), false)?;
+    let mut end = Status::new(Code::Ok, "");
+    while let Some(batch) = stream.next_batch().await {
+        let frame = match batch {
+            Ok(f) => f,
+            Err(status) => {
+                end = status;
+                break;
+            }
+        };
+        let mut left = frame.len();
+        let sent = future::or(
+            async {
+                match frame {
+                    Frame::One(chunk) => send_chunk(&mut send, chunk, &mut left).await.map(Some),
+                    Frame::Chunks { chunks, .. } => {
+                        for chunk in chunks {
+                            send_chunk(&mut send, chunk, &mut left).await?;
+                        }
+                        Ok(Some(()))
+                    }
+                }
+            },
+            async {
+                glommio::timer::sleep(stall_max).await;
+                Ok(None)
+            },
+        )
+        .await?;
+        if sent.is_none() {
+            end = Status::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "the client took no stream data for {} ms (limits.request_timeout_ms)",
+                    stall_max.as_millis()
+                ),
+            );
+            break;
+        }
+    }
+    let mut trailers = HeaderMap::new();
+    insert_status(&mut trailers, end.code, &end.message);
+    send.send_trailers(trailers)
 }
 
 /// Why a request is not a gRPC call this server answers: the HTTP status

@@ -55,6 +55,19 @@ impl Drop for StreamGuard {
     }
 }
 
+impl CoreContext {
+    /// The advertised gRPC address of `node_id` when it is a live member of
+    /// this node's cluster.
+    pub(crate) fn live_member_addr(&self, _node_id: &str) -> Option<String> {
+        None
+    }
+
+    /// `cluster.stream_targets_allowed`.
+    pub(crate) fn stream_targets_allowed(&self) -> &[String] {
+        &[]
+    }
+}
+
 pub(crate) struct CoreContext {
     pub config: Config,
     pub router: Rc<Router>,

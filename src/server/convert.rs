@@ -8,6 +8,9 @@ use crate::config::LimitsConfig;
 use crate::engine::EngineError;
 use crate::model::{KeyRef, VectorClock};
 use crate::proto;
+pub(crate) use crate::proto::wire::clock_to_wire;
+#[cfg(test)]
+pub(crate) use crate::proto::wire::version_to_wire;
 
 /// A request field that failed validation; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,39 +70,6 @@ pub(crate) fn clock_from_wire(
         limits.clock_entries_max,
     )
     .map_err(|e| Invalid(e.to_string()))
-}
-
-/// A clock for the wire. Counters past `i64::MAX` are clamped (they cannot
-/// arise from wire input, which is never negative, plus increments).
-pub(crate) fn clock_to_wire(clock: &VectorClock) -> proto::VectorClock {
-    proto::VectorClock {
-        entries: clock
-            .entries()
-            .iter()
-            .map(|(node, counter)| proto::VectorClockEntry {
-                coordinator_node_id: node.clone(),
-                logical_timestamp: i64::try_from(*counter).unwrap_or(i64::MAX),
-            })
-            .collect(),
-    }
-}
-
-/// One stored version as a wire entry (the reference `read_answer` is
-/// tested against).
-#[cfg(test)]
-pub(crate) fn version_to_wire(
-    tenant_id: &str,
-    key: &str,
-    v: &crate::model::Version,
-) -> proto::KeyValueEntry {
-    proto::KeyValueEntry {
-        tenant_id: tenant_id.to_string(),
-        key: key.to_string(),
-        value: v.value.clone().unwrap_or_default(),
-        vector_clock: Some(clock_to_wire(&v.clock)),
-        timestamp: v.timestamp_ms,
-        is_tombstone: v.is_tombstone(),
-    }
 }
 
 /// The ReadResponse for the stored `versions` of (`tenant_id`, `key`): the

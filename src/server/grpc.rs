@@ -21,7 +21,9 @@ pub(crate) enum Code {
     DeadlineExceeded = 4,
     ResourceExhausted = 8,
     Unimplemented = 12,
+    Internal = 13,
     Unavailable = 14,
+    DataLoss = 15,
 }
 
 /// A non-OK gRPC status with its message.

@@ -11,6 +11,8 @@
 //!   (deadline, disconnect), so the table holds only live calls;
 //! - the mesh channels are bounded: a full channel makes the sender wait.
 
+use crate::cluster::streams::{CoreStreams, StreamsOp, StreamsReply};
+use crate::engine::join::join_all;
 use crate::engine::shard::ShardCounters;
 use crate::engine::{EngineError, Shard, ShardOp, ShardReply, ShardStats};
 use futures_channel::oneshot;
@@ -22,16 +24,32 @@ use std::rc::Rc;
 /// What travels between cores.
 #[derive(Debug)]
 pub(crate) enum MeshMsg {
-    Call { id: u64, op: ShardOp },
-    Reply { id: u64, reply: ShardReply },
+    Call { id: u64, op: CoreOp },
+    Reply { id: u64, reply: CoreReply },
+}
+
+/// An operation for another core: on its shard, or on its part of the
+/// node's streams.
+#[derive(Debug)]
+pub(crate) enum CoreOp {
+    Shard(ShardOp),
+    Streams(StreamsOp),
+}
+
+#[derive(Debug)]
+pub(crate) enum CoreReply {
+    Shard(ShardReply),
+    Streams(StreamsReply),
 }
 
 pub(crate) struct Router {
     shard: Rc<Shard>,
     shards: usize,
     senders: Option<Senders<MeshMsg>>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<ShardReply>, ahash::RandomState>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<CoreReply>, ahash::RandomState>>,
     next_id: Cell<u64>,
+    /// This core's streams, set once at start-up.
+    streams: std::cell::OnceCell<Rc<CoreStreams>>,
 }
 
 /// Removes a pending call when the caller stops waiting for any reason.
@@ -55,7 +73,18 @@ impl Router {
             senders,
             pending: RefCell::default(),
             next_id: Cell::new(0),
+            streams: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Sets this core's streams (once, at start-up, before serving).
+    pub(crate) fn set_streams(&self, streams: Rc<CoreStreams>) {
+        let _ = self.streams.set(streams);
+    }
+
+    /// This core's streams (`None` only before start-up set them).
+    pub(crate) fn streams(&self) -> Option<&Rc<CoreStreams>> {
+        self.streams.get()
     }
 
     pub(crate) fn shards(&self) -> usize {
@@ -75,14 +104,45 @@ impl Router {
             }
             return self.shard.execute(op).await;
         }
-        let Some(senders) = &self.senders else {
-            return ShardReply::Failed(EngineError::Internal {
-                what: format!("no mesh to reach shard {owner}"),
-            });
-        };
         if counts {
             ShardCounters::bump(&self.shard.counters.requests_forwarded_out);
         }
+        match self.call_remote(owner, CoreOp::Shard(op)).await {
+            Ok(CoreReply::Shard(r)) => r,
+            Ok(other) => ShardReply::Failed(EngineError::Internal {
+                what: format!("unexpected reply from shard {owner}: {other:?}"),
+            }),
+            Err(what) => ShardReply::Failed(EngineError::Internal { what }),
+        }
+    }
+
+    /// Runs `op` on the streams of core `owner` and returns the answer.
+    pub(crate) async fn call_streams(&self, owner: usize, op: StreamsOp) -> StreamsReply {
+        if owner == self.shard.id() {
+            return match self.streams.get() {
+                Some(s) => s.execute(op).await,
+                None => StreamsReply::Unavailable("streams are not set up on this core yet".into()),
+            };
+        }
+        match self.call_remote(owner, CoreOp::Streams(op)).await {
+            Ok(CoreReply::Streams(r)) => r,
+            Ok(other) => {
+                StreamsReply::Unavailable(format!("unexpected reply from core {owner}: {other:?}"))
+            }
+            Err(what) => StreamsReply::Unavailable(what),
+        }
+    }
+
+    /// Runs `op` on the streams of every core; answers in core order.
+    pub(crate) async fn broadcast_streams(&self, op: StreamsOp) -> Vec<StreamsReply> {
+        let calls = (0..self.shards).map(|c| self.call_streams(c, op.clone()));
+        join_all(calls).await
+    }
+
+    async fn call_remote(&self, owner: usize, op: CoreOp) -> Result<CoreReply, String> {
+        let Some(senders) = &self.senders else {
+            return Err(format!("no mesh to reach shard {owner}"));
+        };
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let (tx, rx) = oneshot::channel();
@@ -93,23 +153,17 @@ impl Router {
             .await
             .is_err()
         {
-            return ShardReply::Failed(EngineError::Internal {
-                what: format!("shard {owner} is not reachable"),
-            });
+            return Err(format!("shard {owner} is not reachable"));
         }
-        match rx.await {
-            Ok(reply) => reply,
-            Err(_) => ShardReply::Failed(EngineError::Internal {
-                what: format!("shard {owner} dropped the request"),
-            }),
-        }
+        rx.await
+            .map_err(|_| format!("shard {owner} dropped the request"))
     }
 
     /// Figures from every shard, in shard order.
     pub(crate) async fn all_stats(&self) -> Result<Vec<ShardStats>, EngineError> {
         let calls = (0..self.shards).map(|s| self.call(s, ShardOp::Stats));
         let mut out = Vec::with_capacity(self.shards);
-        for reply in futures_join_all(calls).await {
+        for reply in join_all(calls).await {
             match reply {
                 ShardReply::Stats(s) => out.push(*s),
                 ShardReply::Failed(e) => return Err(e),
@@ -140,12 +194,20 @@ impl Router {
     fn on_message(self: &Rc<Self>, peer: usize, msg: MeshMsg) {
         match msg {
             MeshMsg::Call { id, op } => {
-                if !matches!(op, ShardOp::Stats) {
+                if matches!(&op, CoreOp::Shard(op) if !matches!(op, ShardOp::Stats)) {
                     ShardCounters::bump(&self.shard.counters.requests_forwarded_in);
                 }
                 let router = Rc::clone(self);
                 glommio::spawn_local(async move {
-                    let reply = router.shard.execute(op).await;
+                    let reply = match op {
+                        CoreOp::Shard(op) => CoreReply::Shard(router.shard.execute(op).await),
+                        CoreOp::Streams(op) => CoreReply::Streams(match router.streams.get() {
+                            Some(s) => s.execute(op).await,
+                            None => StreamsReply::Unavailable(
+                                "streams are not set up on this core yet".into(),
+                            ),
+                        }),
+                    };
                     if let Some(senders) = &router.senders {
                         if senders
                             .send_to(peer, MeshMsg::Reply { id, reply })
@@ -173,34 +235,4 @@ impl Router {
             s.close();
         }
     }
-}
-
-/// Awaits all futures concurrently, answers in input order.
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let tasks: Vec<_> = futs.map(Box::pin).collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    let mut slots: Vec<Option<F::Output>> = (0..tasks.len()).map(|_| None).collect();
-    let mut tasks: Vec<Option<_>> = tasks.into_iter().map(Some).collect();
-    futures_lite::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, t) in tasks.iter_mut().enumerate() {
-            if let Some(fut) = t {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        slots[i] = Some(v);
-                        *t = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(slots.into_iter().flatten());
-    out
 }

@@ -218,9 +218,16 @@ const DIR_SYNC_TRIES: u32 = 3;
 /// Replaces the manifest atomically and durably. See [`StoreError`] for
 /// what a failure means.
 pub(crate) async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-    let dst = dir.join(FILE_NAME);
-    let bytes = manifest.encode();
+    store_file(dir, FILE_NAME, manifest.encode()).await
+}
+
+/// Replaces file `name` of `dir` with `bytes` atomically and durably:
+/// `<name>.tmp` written and fdatasync'ed, renamed over `name`, the
+/// directory fsync'ed (the manifest's procedure, shared by every small
+/// file a shard keeps). See [`StoreError`] for what a failure means.
+pub(crate) async fn store_file(dir: &Path, name: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
     let staged = async {
         let file = glommio::io::BufferedFile::create(&tmp)
             .await
@@ -259,7 +266,7 @@ pub(crate) async fn store(dir: &Path, manifest: &Manifest) -> Result<(), StoreEr
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        tracing::warn!(dir = %dir.display(), attempt, error = %e, "manifest directory sync failed");
+        tracing::warn!(dir = %dir.display(), file = name, attempt, error = %e, "directory sync after a rename failed");
         glommio::timer::sleep(std::time::Duration::from_millis(10 << attempt)).await;
         attempt += 1;
         if attempt == DIR_SYNC_TRIES {

@@ -31,8 +31,13 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     /// A limiter at `mb_s` MB/s (10^6 bytes; 0 = unlimited).
     pub(crate) fn new(mb_s: u64) -> Self {
+        Self::with_bytes_per_s(mb_s.saturating_mul(1_000_000))
+    }
+
+    /// A limiter at `bytes_per_s` (0 = unlimited).
+    pub(crate) fn with_bytes_per_s(bytes_per_s: u64) -> Self {
         Self {
-            bytes_per_s: mb_s.saturating_mul(1_000_000),
+            bytes_per_s,
             started: Instant::now(),
             bytes: 0,
             throttled: Duration::ZERO,

@@ -145,16 +145,7 @@ impl Shard {
                 clock,
                 origin,
             } => self.put(key.storage_key, value, clock, origin, None).await,
-            ShardOp::Apply { key, version } => {
-                self.put(
-                    key.storage_key,
-                    version.value,
-                    super::PutClock::Given(version.clock),
-                    crate::model::PutOrigin::Replica,
-                    Some(version.timestamp_ms),
-                )
-                .await
-            }
+            ShardOp::ApplyBatch { entries } => self.apply_batch(entries).await,
             ShardOp::Scan { range, filter } => self
                 .scan_page(&range, &|k| filter.keeps(k))
                 .await

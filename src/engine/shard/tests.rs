@@ -777,10 +777,12 @@ fn an_applied_version_keeps_its_timestamp_and_loses_to_a_descendant() {
             timestamp_ms: 1234,
             value: Some(Bytes::from_static(b"new")),
         };
-        let ShardReply::Put { stored: true, .. } = shard
-            .execute(ShardOp::Apply {
-                key: key.clone(),
-                version: v2,
+        let ShardReply::Applied {
+            stored: 1,
+            stale: 0,
+        } = shard
+            .execute(ShardOp::ApplyBatch {
+                entries: vec![(key.clone(), v2)],
             })
             .await
         else {
@@ -791,10 +793,12 @@ fn an_applied_version_keeps_its_timestamp_and_loses_to_a_descendant() {
             timestamp_ms: 9999,
             value: None,
         };
-        let ShardReply::Put { stored: false, .. } = shard
-            .execute(ShardOp::Apply {
-                key: key.clone(),
-                version: older,
+        let ShardReply::Applied {
+            stored: 0,
+            stale: 1,
+        } = shard
+            .execute(ShardOp::ApplyBatch {
+                entries: vec![(key.clone(), older)],
             })
             .await
         else {

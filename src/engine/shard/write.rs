@@ -100,6 +100,31 @@ impl Shard {
         })
     }
 
+    /// Applies copied versions (see `ShardOp::ApplyBatch`) concurrently;
+    /// answers once every one is durable, or the first error.
+    pub(super) async fn apply_batch(
+        &self,
+        entries: Vec<(crate::model::KeyRef, Version)>,
+    ) -> Result<ShardReply, EngineError> {
+        let puts = entries.into_iter().map(|(key, v)| {
+            self.put(
+                key.storage_key,
+                v.value,
+                PutClock::Given(v.clock),
+                PutOrigin::Replica,
+                Some(v.timestamp_ms),
+            )
+        });
+        let (mut stored, mut stale) = (0, 0);
+        for r in crate::engine::join::join_all(puts).await {
+            match r? {
+                ShardReply::Put { stored: true, .. } => stored += 1,
+                _ => stale += 1,
+            }
+        }
+        Ok(ShardReply::Applied { stored, stale })
+    }
+
     /// Checks the per-key bounds on the set a put would leave (`after`,
     /// merged clock `merged`): a refused put changes nothing; a replica put
     /// past a soft bound is accepted, counted and logged.

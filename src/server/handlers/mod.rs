@@ -1,0 +1,143 @@
+//! The gRPC methods the node serves: decode, validate, route, answer.
+//!
+//! Owns the request semantics at the edge: which shard a request goes to
+//! (by ring token), which errors travel in the response body
+//! (`success = false` + `error_code`, gRPC status 0) and which are transport
+//! statuses (bad protobuf: INVALID_ARGUMENT; unknown methods:
+//! UNIMPLEMENTED). Decoding happens once, on the core that received the
+//! request; the owning core gets typed [`ShardOp`](crate::engine::ShardOp)s.
+//! One file per group of methods:
+//! - [`data`]: Write, Delete, Repair, Read;
+//! - [`health`]: HealthCheck;
+//! - [`ranges`]: StreamKeys (server streaming) and GetKeyRange;
+//! - [`peer`]: the peer service's ApplyVersions (range moves, target side);
+//! - [`streams`]: StartStreaming, GetStreamStatus, StopStreaming,
+//!   NotifyStreamingComplete (range moves, source side).
+
+mod data;
+mod health;
+mod peer;
+mod ranges;
+mod streams;
+
+use super::context::CoreContext;
+use super::grpc::{encode_frame, Code, Frame, Status};
+use crate::model::{owner_shard, KeyRef};
+use crate::proto;
+use bytes::Bytes;
+use prost::Message;
+
+/// The contract's service.
+pub(crate) const STORAGE_SERVICE: &str = "storage.StorageNodeService";
+/// Node-to-node operations of range moves (additive).
+pub(crate) const PEER_SERVICE: &str = "storage.StoragePeerService";
+/// Operator operations (additive).
+pub(crate) const ADMIN_SERVICE: &str = "storage.StorageAdminService";
+
+pub(crate) use ranges::KeyStream;
+
+/// What a call answers: one message, or a stream of them (server streaming).
+pub(crate) enum Answer {
+    Unary(Frame),
+    Stream(KeyStream),
+}
+
+impl From<Frame> for Answer {
+    fn from(f: Frame) -> Self {
+        Answer::Unary(f)
+    }
+}
+
+fn unary<M: Message>(m: &M) -> Result<Answer, Status> {
+    Ok(Answer::Unary(encode_frame(m).into()))
+}
+
+/// Handles one call to `path` (`/<service>/<method>`); `body` is the
+/// request message without its prefix. Answers the response, or a gRPC
+/// status.
+pub(crate) async fn dispatch(
+    core: &CoreContext,
+    path: &str,
+    body: Bytes,
+) -> Result<Answer, Status> {
+    let (service, method) = split_path(path).ok_or_else(|| {
+        Status::new(
+            Code::Unimplemented,
+            format!("unknown service or method path {path:?}"),
+        )
+    })?;
+    match (service, method) {
+        (STORAGE_SERVICE, "Write") => unary(&data::write(core, decode(body)?).await),
+        (STORAGE_SERVICE, "Read") => {
+            data::fit_answer(core, data::read(core, decode(body)?).await).map(Answer::Unary)
+        }
+        (STORAGE_SERVICE, "Delete") => unary(&data::delete(core, decode(body)?).await),
+        (STORAGE_SERVICE, "Repair") => unary(&data::repair(core, decode(body)?).await),
+        (STORAGE_SERVICE, "HealthCheck") => {
+            let _: proto::HealthCheckRequest = decode(body)?;
+            unary(&health::health(core).await)
+        }
+        (STORAGE_SERVICE, "StreamKeys") => {
+            ranges::stream_keys(core, decode(body)?).map(Answer::Stream)
+        }
+        (STORAGE_SERVICE, "GetKeyRange") => {
+            unary(&ranges::get_key_range(core, decode(body)?).await?)
+        }
+        (STORAGE_SERVICE, "StartStreaming") => unary(&streams::start(core, decode(body)?).await),
+        (STORAGE_SERVICE, "GetStreamStatus") => unary(&streams::status(core, decode(body)?).await),
+        (STORAGE_SERVICE, "StopStreaming") => unary(&streams::stop(core, decode(body)?).await),
+        (STORAGE_SERVICE, "NotifyStreamingComplete") => {
+            unary(&streams::notify_complete(core, decode(body)?).await)
+        }
+        (PEER_SERVICE, "ApplyVersions") => unary(&peer::apply_versions(core, decode(body)?).await),
+        (STORAGE_SERVICE, "ReplicateData" | "DrainNode")
+        | (ADMIN_SERVICE, "RangeDigest" | "Cleanup" | "Undrain") => Err(Status::new(
+            Code::Unimplemented,
+            format!("{service}/{method} is not implemented on this node yet"),
+        )),
+        (STORAGE_SERVICE | PEER_SERVICE | ADMIN_SERVICE, other) => Err(Status::new(
+            Code::Unimplemented,
+            format!("unknown method {other:?} of {service}"),
+        )),
+        _ => Err(Status::new(
+            Code::Unimplemented,
+            format!("unknown service {service:?}"),
+        )),
+    }
+}
+
+/// `/<service>/<method>` split in two; `None` for any other shape.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
+    M::decode(body).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("request is not a valid protobuf message: {e}"),
+        )
+    })
+}
+
+fn owner(core: &CoreContext, key: &KeyRef) -> usize {
+    owner_shard(key.token, core.router.shards())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_path;
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(
+            split_path("/storage.StorageNodeService/Write"),
+            Some(("storage.StorageNodeService", "Write"))
+        );
+        for bad in ["", "/", "//Write", "/svc/", "svc/Write", "/svc/a/b"] {
+            assert_eq!(split_path(bad), None, "{bad}");
+        }
+    }
+}
