@@ -41,6 +41,18 @@ pub(crate) enum ShardOp {
     ApplyBatch {
         entries: Vec<(KeyRef, Version)>,
     },
+    /// Count and digest of every version whose key the filter keeps.
+    Digest {
+        filter: ScanFilter,
+    },
+    /// Drop every version in the ranges (data no longer owned).
+    Cleanup {
+        ranges: Arc<TokenRanges>,
+    },
+    /// Make every memtable a table, waiting at most `max`.
+    Flush {
+        max: std::time::Duration,
+    },
     /// One page of a range read.
     Scan {
         range: ScanRange,
@@ -191,7 +203,10 @@ pub(crate) enum ShardReply {
         stored: u64,
         stale: u64,
     },
+    Flushed,
     Scan(ScanPage),
+    Digest(crate::model::RangeDigest),
+    Cleaned(super::shard::Cleaned),
     Stats(Box<ShardStats>),
     Failed(super::EngineError),
 }

@@ -9,12 +9,14 @@
 
 pub mod bounds;
 pub mod clock;
+pub mod digest;
 pub mod key;
 pub mod ranges;
 pub mod version;
 
 pub use bounds::{read_answer_bytes, BoundExceeded, KeyBounds, PutKind, PutOrigin};
 pub use clock::{Causality, ClockError, VectorClock};
+pub use digest::RangeDigest;
 pub use key::{owner_shard, ring_token, KeyRef};
 pub use ranges::{shard_token_span, TokenRange, TokenRanges};
 pub use version::{ApplyOutcome, Version, VersionSet};

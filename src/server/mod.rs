@@ -13,6 +13,7 @@
 pub(crate) mod conn;
 pub(crate) mod context;
 pub(crate) mod convert;
+pub(crate) mod drain;
 pub(crate) mod grpc;
 pub(crate) mod handlers;
 pub mod read_answer;

@@ -11,6 +11,7 @@
 //!   (deadline, disconnect), so the table holds only live calls;
 //! - the mesh channels are bounded: a full channel makes the sender wait.
 
+use super::drain::{NodeOp, NodeState};
 use crate::cluster::streams::{CoreStreams, StreamsOp, StreamsReply};
 use crate::engine::join::join_all;
 use crate::engine::shard::ShardCounters;
@@ -34,12 +35,15 @@ pub(crate) enum MeshMsg {
 pub(crate) enum CoreOp {
     Shard(ShardOp),
     Streams(StreamsOp),
+    Node(NodeOp),
 }
 
 #[derive(Debug)]
 pub(crate) enum CoreReply {
     Shard(ShardReply),
     Streams(StreamsReply),
+    /// Puts in flight on the core after a [`NodeOp`].
+    Node(u64),
 }
 
 pub(crate) struct Router {
@@ -50,6 +54,8 @@ pub(crate) struct Router {
     next_id: Cell<u64>,
     /// This core's streams, set once at start-up.
     streams: std::cell::OnceCell<Rc<CoreStreams>>,
+    /// This core's copy of the node's serving state.
+    pub node: NodeState,
 }
 
 /// Removes a pending call when the caller stops waiting for any reason.
@@ -74,6 +80,7 @@ impl Router {
             pending: RefCell::default(),
             next_id: Cell::new(0),
             streams: std::cell::OnceCell::new(),
+            node: NodeState::new(),
         }
     }
 
@@ -131,6 +138,26 @@ impl Router {
             }
             Err(what) => StreamsReply::Unavailable(what),
         }
+    }
+
+    /// Applies `op` to the serving state of every core; answers the puts
+    /// in flight over all of them.
+    pub(crate) async fn broadcast_node(&self, op: NodeOp) -> Result<u64, String> {
+        let calls = (0..self.shards).map(|c| async move {
+            if c == self.shard.id() {
+                return Ok(self.node.apply(op));
+            }
+            match self.call_remote(c, CoreOp::Node(op)).await {
+                Ok(CoreReply::Node(n)) => Ok(n),
+                Ok(other) => Err(format!("unexpected reply from core {c}: {other:?}")),
+                Err(e) => Err(e),
+            }
+        });
+        let mut total = 0;
+        for r in join_all(calls).await {
+            total += r?;
+        }
+        Ok(total)
     }
 
     /// Runs `op` on the streams of every core; answers in core order.
@@ -201,6 +228,7 @@ impl Router {
                 glommio::spawn_local(async move {
                     let reply = match op {
                         CoreOp::Shard(op) => CoreReply::Shard(router.shard.execute(op).await),
+                        CoreOp::Node(op) => CoreReply::Node(router.node.apply(op)),
                         CoreOp::Streams(op) => CoreReply::Streams(match router.streams.get() {
                             Some(s) => s.execute(op).await,
                             None => StreamsReply::Unavailable(

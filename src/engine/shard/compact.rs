@@ -65,6 +65,7 @@ impl Shard {
             if self.compactor.stopping() {
                 return;
             }
+            self.run_cleanups().await;
             let Some(plan) = self.next_plan() else {
                 let woken = if self.graveyard.is_empty() {
                     wakeups.next().await

@@ -33,6 +33,8 @@ pub(crate) struct ShardCounters {
     pub compaction_throttled_micros: Cell<u64>,
     pub compaction_keys_purged: Cell<u64>,
     pub compaction_failures: Cell<u64>,
+    /// Keys cleanups removed (ranges no longer owned).
+    pub cleanup_keys_removed: Cell<u64>,
     /// CPU time of the compaction and flush task queues and of the whole
     /// executor, accumulated from glommio's reset-on-read figures.
     pub compaction_cpu_micros: Cell<u64>,

@@ -128,6 +128,7 @@ impl Shard {
             writers_waiting: Cell::new(0),
             recovery,
             observer: RefCell::new(None),
+            cleanups: RefCell::default(),
             counters: ShardCounters::default(),
         });
         let s = Rc::clone(&shard);

@@ -40,6 +40,7 @@
 //!   for flush plus one active memtable of about `memtable_bytes_max`, a
 //!   cache of its byte budget, and each open table's index and filter.
 
+mod cleanup;
 mod compact;
 mod counters;
 mod flow;
@@ -56,6 +57,7 @@ mod version;
 mod worker;
 mod write;
 
+pub(crate) use cleanup::Cleaned;
 pub(crate) use counters::ShardCounters;
 
 use super::cache::AdaptiveCache;
@@ -100,6 +102,8 @@ pub(crate) struct Shard {
     /// What start-up replayed, for metrics.
     recovery: replay::ReplaySummary,
     pub counters: ShardCounters,
+    /// Cleanups waiting for the compactor task.
+    cleanups: RefCell<std::collections::VecDeque<cleanup::CleanupJob>>,
     /// Told of every version stored, once durable (live forwarding of
     /// streamed ranges).
     observer: RefCell<Option<Rc<dyn PutObserver>>>,
@@ -154,6 +158,9 @@ impl Shard {
                 .get(&key.storage_key)
                 .await
                 .map(|versions| ShardReply::Get { versions }),
+            ShardOp::Flush { max } => self.flush(max).await.map(|()| ShardReply::Flushed),
+            ShardOp::Digest { filter } => self.digest(&filter).await.map(ShardReply::Digest),
+            ShardOp::Cleanup { ranges } => self.cleanup(ranges).await.map(ShardReply::Cleaned),
             ShardOp::Stats => Ok(ShardReply::Stats(Box::new(self.stats()))),
         };
         result.unwrap_or_else(ShardReply::Failed)

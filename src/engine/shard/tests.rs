@@ -810,3 +810,72 @@ fn an_applied_version_keeps_its_timestamp_and_loses_to_a_descendant() {
         assert_eq!(versions.versions()[0].value.as_deref(), Some(&b"new"[..]));
     });
 }
+
+#[test]
+fn cleanup_drops_exactly_the_keys_of_its_ranges_and_survives_a_restart() {
+    use crate::engine::ops::ScanFilter;
+    use crate::model::{TokenRange, TokenRanges};
+    use std::sync::Arc;
+    with_executor(|dir| async move {
+        let config = compacting_config();
+        let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+        let keys: Vec<KeyRef> = (0..400)
+            .map(|i| KeyRef::new("t", &format!("k{i}")))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            let ShardReply::Put { .. } = shard.execute(put(k, Some("v"), PutClock::Blind)).await
+            else {
+                panic!()
+            };
+            if i == 200 {
+                shard.flush(Duration::from_secs(10)).await.unwrap();
+                shard
+                    .compact_until_idle(Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            }
+        }
+        let gone = Arc::new(TokenRanges::new(vec![TokenRange::new(0, u64::MAX / 3)]));
+        let everything = ScanFilter::All;
+        let before = shard.digest(&everything).await.unwrap();
+        assert_eq!(before.keys, 400);
+        let in_range = shard
+            .digest(&ScanFilter::Tokens(Arc::clone(&gone)))
+            .await
+            .unwrap();
+        assert!(in_range.keys > 50, "{in_range:?}");
+        let ShardReply::Cleaned(c) = shard
+            .execute(ShardOp::Cleanup {
+                ranges: Arc::clone(&gone),
+            })
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(c.keys, in_range.keys);
+        let check = |shard: Rc<Shard>| {
+            let gone = Arc::clone(&gone);
+            let keys = keys.clone();
+            async move {
+                let d = shard
+                    .digest(&ScanFilter::Tokens(gone.clone()))
+                    .await
+                    .unwrap();
+                assert_eq!(d.keys, 0);
+                let all = shard.digest(&ScanFilter::All).await.unwrap();
+                assert_eq!(all.keys, before.keys - in_range.keys);
+                assert_eq!(all.sum, before.sum.wrapping_sub(in_range.sum));
+                for k in &keys {
+                    let present = !get(&shard, k).await.is_empty();
+                    assert_eq!(present, !gone.contains(k.token), "{k:?}");
+                }
+                shard.check_levels().unwrap();
+            }
+        };
+        check(Rc::clone(&shard)).await;
+        shard.close().await.unwrap();
+        drop(shard);
+        let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+        check(Rc::clone(&shard)).await;
+    });
+}

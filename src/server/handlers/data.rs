@@ -61,6 +61,17 @@ async fn put(
         Ok(k) => k,
         Err(e) => return PutAnswer::invalid(e),
     };
+    let Some(_in_flight) = core.router.node.admit_put() else {
+        return PutAnswer {
+            success: false,
+            clock: None,
+            error_message: format!(
+                "this node is {}: writes are refused (reads go on); undrain it or write to another replica",
+                core.router.node.state().name()
+            ),
+            error_code: proto::ErrorCode::NodeDraining,
+        };
+    };
     let shard = owner(core, &key);
     match core
         .router

@@ -17,6 +17,10 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
         core.started.elapsed().as_secs().to_string(),
     );
     metrics.insert(
+        "node.state".to_string(),
+        core.router.node.state().name().to_string(),
+    );
+    metrics.insert(
         "served_by_shard".to_string(),
         core.router.local_shard().id().to_string(),
     );

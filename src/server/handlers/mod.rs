@@ -12,8 +12,11 @@
 //! - [`ranges`]: StreamKeys (server streaming) and GetKeyRange;
 //! - [`peer`]: the peer service's ApplyVersions (range moves, target side);
 //! - [`streams`]: StartStreaming, GetStreamStatus, StopStreaming,
-//!   NotifyStreamingComplete (range moves, source side).
+//!   NotifyStreamingComplete (range moves, source side);
+//! - [`admin`]: DrainNode and the admin service (RangeDigest, Cleanup,
+//!   Undrain).
 
+mod admin;
 mod data;
 mod health;
 mod peer;
@@ -90,8 +93,11 @@ pub(crate) async fn dispatch(
             unary(&streams::notify_complete(core, decode(body)?).await)
         }
         (PEER_SERVICE, "ApplyVersions") => unary(&peer::apply_versions(core, decode(body)?).await),
-        (STORAGE_SERVICE, "ReplicateData" | "DrainNode")
-        | (ADMIN_SERVICE, "RangeDigest" | "Cleanup" | "Undrain") => Err(Status::new(
+        (STORAGE_SERVICE, "DrainNode") => unary(&admin::drain(core, decode(body)?).await),
+        (ADMIN_SERVICE, "RangeDigest") => unary(&admin::range_digest(core, decode(body)?).await),
+        (ADMIN_SERVICE, "Cleanup") => unary(&admin::cleanup(core, decode(body)?).await),
+        (ADMIN_SERVICE, "Undrain") => unary(&admin::undrain(core, decode(body)?).await),
+        (STORAGE_SERVICE, "ReplicateData") => Err(Status::new(
             Code::Unimplemented,
             format!("{service}/{method} is not implemented on this node yet"),
         )),
