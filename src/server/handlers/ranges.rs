@@ -34,12 +34,17 @@ const KEY_RANGE_DEFAULT: usize = 1000;
 const PAGE_BYTES: usize = 1 << 20;
 
 /// A checked tenant range as storage keys.
-struct Range {
+pub(super) struct Range {
     start: Bytes,
     end: Bytes,
 }
 
-fn check_range(core: &CoreContext, tenant: &str, start: &str, end: &str) -> Result<Range, Status> {
+pub(super) fn check_range(
+    core: &CoreContext,
+    tenant: &str,
+    start: &str,
+    end: &str,
+) -> Result<Range, Status> {
     let limits = &core.config.limits;
     let invalid = |m: String| Status::new(Code::InvalidArgument, m);
     if tenant.is_empty() {
@@ -88,14 +93,14 @@ struct Cursor {
 }
 
 /// The node's keys of a range in key order, a page per shard at a time.
-struct Merge {
+pub(super) struct Merge {
     router: Rc<Router>,
     end: Bytes,
     cursors: Vec<Cursor>,
 }
 
 impl Merge {
-    fn new(router: Rc<Router>, range: Range) -> Self {
+    pub(super) fn new(router: Rc<Router>, range: Range) -> Self {
         let cursors = (0..router.shards())
             .map(|shard| Cursor {
                 shard,
@@ -111,7 +116,7 @@ impl Merge {
     }
 
     /// The next key with its versions, or `None` at the end.
-    async fn next(&mut self) -> Result<Option<(Bytes, Vec<Version>)>, Status> {
+    pub(super) async fn next(&mut self) -> Result<Option<(Bytes, Vec<Version>)>, Status> {
         for c in self.cursors.iter_mut() {
             while c.page.is_empty() {
                 let Some(start) = c.resume.take() else {
