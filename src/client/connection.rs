@@ -21,7 +21,7 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// A live (or formerly live) HTTP/2 connection to one peer.
@@ -137,9 +137,4 @@ impl Connection {
             reason: e.to_string(),
         }
     }
-}
-
-/// How long `Duration` is in whole milliseconds (for error reports).
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -10,6 +10,7 @@
 
 use super::code::Code;
 use std::fmt;
+use std::time::Duration;
 
 /// A failed call to a peer.
 #[derive(Debug)]
@@ -68,6 +69,14 @@ impl ClientError {
             ClientError::Status { code, .. } => *code,
             ClientError::Protocol { .. } | ClientError::Decode { .. } => Code::Internal,
             ClientError::TooLarge { .. } => Code::ResourceExhausted,
+        }
+    }
+
+    /// The call to `addr` did not complete within `timeout`.
+    pub(crate) fn timeout(addr: &str, timeout: Duration) -> ClientError {
+        ClientError::Timeout {
+            addr: addr.to_string(),
+            after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 

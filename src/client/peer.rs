@@ -15,7 +15,7 @@ use super::body::{BodyReader, Next};
 use super::call::{self, Head};
 use super::code::Code;
 use super::config::ClientConfig;
-use super::connection::{millis, Connection};
+use super::connection::Connection;
 use super::error::ClientError;
 use super::stream::ResponseStream;
 use crate::server::grpc::encode_frame;
@@ -248,10 +248,7 @@ impl PeerClient {
     ) -> Result<T, ClientError> {
         future::or(work, async {
             glommio::timer::sleep(timeout).await;
-            Err(ClientError::Timeout {
-                addr: self.addr().to_string(),
-                after_ms: millis(timeout),
-            })
+            Err(ClientError::timeout(self.addr(), timeout))
         })
         .await
     }

@@ -8,7 +8,6 @@
 
 use super::body::{BodyReader, Next};
 use super::code::Code;
-use super::connection::millis;
 use super::error::ClientError;
 use futures_lite::future;
 use std::marker::PhantomData;
@@ -50,10 +49,7 @@ impl<Resp: prost::Message + Default> ResponseStream<Resp> {
         let addr = &self.addr;
         let next = future::or(reader.next(), async {
             glommio::timer::sleep(left).await;
-            Err(ClientError::Timeout {
-                addr: addr.clone(),
-                after_ms: millis(timeout),
-            })
+            Err(ClientError::timeout(addr, timeout))
         })
         .await;
         let outcome = match next {
