@@ -10,20 +10,24 @@
 //!   service methods, and routing each request to its shard's core over the
 //!   channel mesh;
 //! - [`runtime`] holds executors per core, start-up and shutdown;
+//! - [`client`] holds the node's own gRPC client for calls to other nodes
+//!   (and the admin tools): h2 and prost on glommio sockets;
 //! - [`telemetry`] holds logging; [`proto`] the generated wire types.
 //!
 //! Layers only point down, with no cycles:
-//! `runtime` → `server` → `cluster` → `engine` → `storage` → `config` → `model`.
+//! `runtime` → `server` → `cluster` → `client` → `engine` → `storage` → `config` → `model`
+//! (`client` and the server share the pure gRPC framing in `proto::grpc`).
 //! A layer may skip down (the runtime opens the data directory in
 //! `storage`), never up: storage knows nothing of the engine, the engine
 //! nothing of the server, the server nothing of the runtime.
 //!
 //! Public are only what the binary, the tests and the benches use
-//! (`config`, `model`, `runtime`, `server::read_answer`, `telemetry`, the
-//! wire types); `engine`, `storage` and the rest of `server` are
+//! (`client`, `config`, `model`, `runtime`, `server::read_answer`,
+//! `telemetry`, the wire types); `engine`, `storage` and the rest of `server` are
 //! crate-private, so the compiler reports what nothing uses (items only
 //! tests need are `#[cfg(test)]`).
 
+pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod engine;

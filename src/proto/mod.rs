@@ -9,4 +9,5 @@ mod generated {
 }
 pub use generated::*;
 
+pub(crate) mod grpc;
 pub(crate) mod wire;

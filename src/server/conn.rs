@@ -15,8 +15,8 @@
 //! all, whether or not the client set a deadline.
 
 use super::context::{ConnState, CoreContext};
-use super::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use super::handlers::{self, Answer};
+use crate::proto::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use glommio::net::TcpStream;

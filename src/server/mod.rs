@@ -1,7 +1,7 @@
 //! The request path: HTTP/2 connections, gRPC framing, the service methods
 //! and the routing of each request to the shard that owns its key.
 //!
-//! `grpc`, `convert` and `read_answer` are pure; `conn` drives h2 on a glommio socket;
+//! `convert` and `read_answer` are pure (the gRPC framing is `proto::grpc`); `conn` drives h2 on a glommio socket;
 //! `handlers` maps each method onto shard operations; `router` carries an
 //! operation to the core owning its shard over the channel mesh; `context`
 //! holds the per-core admission state all connections of a core share.
@@ -14,7 +14,6 @@ pub(crate) mod conn;
 pub(crate) mod context;
 pub(crate) mod convert;
 pub(crate) mod drain;
-pub(crate) mod grpc;
 pub(crate) mod handlers;
 pub mod read_answer;
 pub(crate) mod router;

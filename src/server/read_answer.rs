@@ -11,8 +11,8 @@
 //!
 //! Invariant: the length in the gRPC prefix equals the bytes that follow it.
 
-use super::grpc::{Frame, PREFIX_BYTES};
 use crate::model::{VectorClock, Version, VersionSet};
+use crate::proto::grpc::{Frame, PREFIX_BYTES};
 use crate::proto::ErrorCode;
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_varint, encoded_len_varint};
@@ -267,8 +267,8 @@ pub fn encode(tenant_id: &str, key: &str, set: &VersionSet) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::grpc::encode_frame;
     use crate::server::convert::read_response;
-    use crate::server::grpc::encode_frame;
     use proptest::prelude::*;
 
     fn arb_version() -> impl Strategy<Value = Version> {

@@ -18,6 +18,7 @@
 
 pub(crate) mod backlog;
 pub(crate) mod part;
+pub(crate) mod peer_target;
 pub(crate) mod runner;
 pub(crate) mod spec;
 pub(crate) mod status;

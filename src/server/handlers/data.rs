@@ -8,8 +8,8 @@ use super::{owner, CoreContext};
 use crate::engine::{PutClock, ShardOp, ShardReply};
 use crate::model::{KeyRef, PutOrigin};
 use crate::proto;
+use crate::proto::grpc::{encode_frame, Code, Frame, Status, PREFIX_BYTES};
 use crate::server::convert::{self, Invalid};
-use crate::server::grpc::{encode_frame, Code, Frame, Status, PREFIX_BYTES};
 use crate::server::read_answer;
 use bytes::Bytes;
 

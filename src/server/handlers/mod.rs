@@ -24,9 +24,9 @@ mod ranges;
 mod streams;
 
 use super::context::CoreContext;
-use super::grpc::{encode_frame, Code, Frame, Status};
 use crate::model::{owner_shard, KeyRef};
 use crate::proto;
+use crate::proto::grpc::{encode_frame, Code, Frame, Status};
 use bytes::Bytes;
 use prost::Message;
 

@@ -18,7 +18,7 @@ use crate::engine::{ShardOp, ShardReply};
 use crate::model::key::encode_storage_key;
 use crate::model::Version;
 use crate::proto;
-use crate::server::grpc::{Code, Frame, Status, PREFIX_BYTES};
+use crate::proto::grpc::{Code, Frame, Status, PREFIX_BYTES};
 use crate::server::router::Router;
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
