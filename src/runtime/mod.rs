@@ -10,6 +10,7 @@
 
 pub(crate) mod port;
 
+use crate::cluster::ClusterStart;
 use crate::config::Config;
 use crate::engine::Shard;
 use crate::server::router::{MeshMsg, Router};
@@ -128,6 +129,8 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     let shards = data_dir.meta().shards;
     let data_root = data_dir.root().to_path_buf();
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
+    let cluster =
+        Arc::new(ClusterStart::prepare(&config, addr, shards).map_err(RuntimeError::Config)?);
     let placement = if shards <= available_cores() {
         PoolPlacement::MaxSpread(shards, None)
     } else {
@@ -149,7 +152,11 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     }
     tracing::info!(%addr, shards, node_id = %config.node.node_id, data_dir = %config.node.data_dir.display(), "starting");
     let handles = builder
-        .on_all_shards(move || core_main(config, data_root, shards, addr, mesh, flags, started))
+        .on_all_shards(move || {
+            core_main(
+                config, data_root, shards, addr, mesh, flags, started, cluster,
+            )
+        })
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
     // The data directory stays locked until every core has stopped.
     let _data_dir = data_dir;
@@ -175,6 +182,7 @@ async fn core_main(
     mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
     flags: ShutdownFlags,
     started: Instant,
+    cluster: Arc<ClusterStart>,
 ) -> Result<(), RuntimeError> {
     let (senders, receivers) = if shards > 1 {
         let (s, r) = mesh
@@ -224,7 +232,23 @@ async fn core_main(
         shard: shard_id,
         reason: format!("cannot bind {addr}: {e}"),
     })?;
-    let core = Rc::new(CoreContext::new(config, Rc::clone(&router), started));
+    let cluster = cluster
+        .take(shard_id)
+        .map_err(|reason| RuntimeError::Core {
+            shard: shard_id,
+            reason,
+        })?;
+    let core = Rc::new(CoreContext::new(
+        config,
+        Rc::clone(&router),
+        started,
+        Rc::clone(&cluster.view),
+    ));
+    // Gossip (core 0) leaves the cluster as soon as shutdown begins.
+    let gossip = {
+        let core = Rc::clone(&core);
+        cluster.start(async move { core.wait_shutdown().await })
+    };
     tracing::info!(shard = shard_id, %addr, "core serving");
 
     // Watch the process-wide flag and trip this core's latch.
@@ -286,6 +310,9 @@ async fn core_main(
     let barrier_deadline = Instant::now() + drain + Duration::from_secs(1);
     while flags.drained.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(gossip) = gossip {
+        gossip.await;
     }
     if let Err(e) = router.local_shard().close().await {
         tracing::error!(shard = shard_id, error = %e, "closing the WAL failed");

@@ -261,6 +261,7 @@ async fn health(core: &CoreContext) -> proto::HealthResponse {
         "served_by_shard".to_string(),
         core.router.local_shard().id().to_string(),
     );
+    crate::cluster::insert_health_metrics(&core.members, &mut metrics);
     match core.router.all_stats().await {
         Ok(stats) => {
             let total_keys: u64 = stats.iter().map(|s| s.keys).sum();
