@@ -7,6 +7,9 @@
 //! the signal handler sets; each core notices it within `SHUTDOWN_POLL`,
 //! stops accepting, lets connections drain within `drain_timeout_ms`, then
 //! waits at a barrier so no core leaves while another may still forward to it.
+//! The cluster layer's parts (gossip socket, snapshot channels) are prepared
+//! before the executors start; core 0 runs gossip and leaves the cluster as
+//! soon as shutdown begins, and every core's context holds its member view.
 
 pub(crate) mod port;
 
@@ -174,6 +177,10 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     first_err.map_or(Ok(()), Err)
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one start-up part the core takes over"
+)]
 async fn core_main(
     config: Config,
     data_root: std::path::PathBuf,
