@@ -9,6 +9,8 @@
 //! - [`server`] holds the request path: gRPC over h2 on glommio sockets, the
 //!   service methods, and routing each request to its shard's core over the
 //!   channel mesh;
+//! - [`cluster`] holds gossip membership (SWIM with foca on core 0) and each
+//!   core's lock-free view of it;
 //! - [`runtime`] holds executors per core, start-up and shutdown;
 //! - [`client`] holds the node's own gRPC client for calls to other nodes
 //!   (and the admin tools): h2 and prost on glommio sockets;
@@ -23,9 +25,9 @@
 //!
 //! Public are only what the binary, the tests and the benches use
 //! (`client`, `config`, `model`, `runtime`, `server::read_answer`,
-//! `telemetry`, the wire types); `engine`, `storage` and the rest of `server` are
-//! crate-private, so the compiler reports what nothing uses (items only
-//! tests need are `#[cfg(test)]`).
+//! `telemetry`, the wire types); `cluster`, `engine`, `storage` and the rest
+//! of `server` are crate-private, so the compiler reports what nothing uses
+//! (items only tests need are `#[cfg(test)]`).
 
 pub mod client;
 pub(crate) mod cluster;

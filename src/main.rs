@@ -13,8 +13,10 @@
 //!   (not a directory, no permission), a data directory locked by another
 //!   process, a META mismatch (shard count, format, partitioning), a node id
 //!   other than the one the data directory records (without
-//!   `--allow-node-id-change`), or a listen address another live process
-//!   serves (or that stays busy). Restarting unchanged fails the same way.
+//!   `--allow-node-id-change`), a listen or gossip address another live
+//!   process serves (or that stays busy), a wildcard listen address without
+//!   `--advertise`, or an advertise host that does not resolve. Restarting
+//!   unchanged fails the same way.
 //! - 1: runtime failure after start (executors, a shard that cannot open or
 //!   a core that cannot bind, a failed signal handler install).
 
@@ -52,6 +54,14 @@ struct Cli {
     /// writes stamped with a new id can break causality.
     #[arg(long)]
     allow_node_id_change: bool,
+    /// Gossip addresses of nodes to join through, comma-separated,
+    /// overriding cluster.seeds (an empty value clears them).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    seeds: Option<String>,
+    /// The gRPC address other nodes should use for this node, overriding
+    /// cluster.advertise. Required with a wildcard listen address.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
 }
 
 /// The configuration to run and where it came from (for the log).
@@ -81,6 +91,17 @@ fn load_config(cli: &Cli) -> Result<Loaded, String> {
     }
     if let Some(v) = &cli.node_id {
         config.node.node_id = v.clone();
+    }
+    if let Some(v) = &cli.seeds {
+        config.cluster.seeds = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+    }
+    if let Some(v) = &cli.advertise {
+        config.cluster.advertise = v.clone();
     }
     config.validate("command line").map_err(|e| e.to_string())?;
     config.resolve_paths(&cwd);

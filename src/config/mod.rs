@@ -8,8 +8,10 @@
 //! ([`Config::resolve_paths`]) against a working directory the caller reads.
 //! Pure: no I/O beyond reading the named file.
 
+mod cluster;
 mod tuning;
 
+pub use cluster::{is_wildcard, split_host_port, ClusterConfig};
 pub use tuning::{CacheConfig, CompactionConfig, FlowControlConfig, LEVELS};
 
 use serde::Deserialize;
@@ -66,6 +68,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub runtime: RuntimeConfig,
+    pub cluster: ClusterConfig,
     pub logging: LoggingConfig,
 }
 
@@ -449,6 +452,9 @@ impl Config {
         }
         if self.runtime.io_memory_bytes < 64 * 1024 {
             return bad("runtime.io_memory_bytes", "must be at least 64 KiB".into());
+        }
+        if let Err((key, reason)) = cluster::validate(&self.cluster, &self.node.listen) {
+            return bad(key, reason);
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return bad(

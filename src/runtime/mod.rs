@@ -7,14 +7,22 @@
 //! the signal handler sets; each core notices it within `SHUTDOWN_POLL`,
 //! stops accepting, lets connections drain within `drain_timeout_ms`, then
 //! waits at a barrier so no core leaves while another may still forward to it.
+//! The cluster layer's parts (gossip socket, snapshot channels) are prepared
+//! before the executors start; core 0 runs gossip and leaves the cluster as
+//! soon as shutdown begins, and every core's context holds its member view.
 
 pub(crate) mod port;
 
+use crate::cluster::streams::peer_target::PeerTarget;
+use crate::cluster::streams::target::Target;
+use crate::cluster::streams::{Connect, CoreStreams, StreamSettings};
+use crate::cluster::ClusterStart;
 use crate::config::Config;
 use crate::engine::Shard;
 use crate::server::router::{MeshMsg, Router};
 use crate::server::{conn, context::CoreContext};
 use crate::storage::datadir::{shard_dir, DataDir};
+use crate::storage::streams_file::StreamRecord;
 use futures_lite::future;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -128,6 +136,8 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     let shards = data_dir.meta().shards;
     let data_root = data_dir.root().to_path_buf();
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
+    let cluster =
+        Arc::new(ClusterStart::prepare(&config, addr, shards).map_err(RuntimeError::Config)?);
     let placement = if shards <= available_cores() {
         PoolPlacement::MaxSpread(shards, None)
     } else {
@@ -149,7 +159,11 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     }
     tracing::info!(%addr, shards, node_id = %config.node.node_id, data_dir = %config.node.data_dir.display(), "starting");
     let handles = builder
-        .on_all_shards(move || core_main(config, data_root, shards, addr, mesh, flags, started))
+        .on_all_shards(move || {
+            core_main(
+                config, data_root, shards, addr, mesh, flags, started, cluster,
+            )
+        })
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
     // The data directory stays locked until every core has stopped.
     let _data_dir = data_dir;
@@ -167,6 +181,33 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     first_err.map_or(Ok(()), Err)
 }
 
+/// This core's part of the node's streams, resumed from the shard's
+/// `STREAMS` file; batches go to each target over the node's gRPC client.
+fn open_streams(
+    config: &Config,
+    shard: Rc<Shard>,
+    shards: usize,
+    dir: std::path::PathBuf,
+) -> Result<Rc<CoreStreams>, String> {
+    let c = &config.cluster;
+    let settings = StreamSettings {
+        node_id: config.node.node_id.clone(),
+        batch_bytes: c.stream_batch_bytes,
+        backlog_bytes_max: c.stream_backlog_bytes_max,
+        rate_mb_s: c.stream_rate_mb_s,
+    };
+    let timeout = Duration::from_millis(c.stream_batch_timeout_ms);
+    let connect: Connect = Rc::new(move |r: &StreamRecord| {
+        Rc::new(PeerTarget::new(&r.target_addr, timeout)) as Rc<dyn Target>
+    });
+    CoreStreams::open(shard, shards, dir, settings, connect)
+        .map_err(|e| format!("cannot resume the shard's streams: {e}"))
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one start-up part the core takes over"
+)]
 async fn core_main(
     config: Config,
     data_root: std::path::PathBuf,
@@ -175,6 +216,7 @@ async fn core_main(
     mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
     flags: ShutdownFlags,
     started: Instant,
+    cluster: Arc<ClusterStart>,
 ) -> Result<(), RuntimeError> {
     let (senders, receivers) = if shards > 1 {
         let (s, r) = mesh
@@ -216,7 +258,14 @@ async fn core_main(
     if flags.open_failed.load(Ordering::Acquire) {
         return Ok(());
     }
-    let router = Rc::new(Router::new(shard, shards, senders));
+    let router = Rc::new(Router::new(Rc::clone(&shard), shards, senders));
+    let streams = open_streams(&config, shard, shards, shard_dir(&data_root, shard_id)).map_err(
+        |reason| RuntimeError::Core {
+            shard: shard_id,
+            reason,
+        },
+    )?;
+    router.set_streams(Rc::clone(&streams));
     if let Some(r) = receivers {
         router.spawn_receivers(r);
     }
@@ -224,7 +273,23 @@ async fn core_main(
         shard: shard_id,
         reason: format!("cannot bind {addr}: {e}"),
     })?;
-    let core = Rc::new(CoreContext::new(config, Rc::clone(&router), started));
+    let cluster = cluster
+        .take(shard_id)
+        .map_err(|reason| RuntimeError::Core {
+            shard: shard_id,
+            reason,
+        })?;
+    let core = Rc::new(CoreContext::new(
+        config,
+        Rc::clone(&router),
+        started,
+        Rc::clone(&cluster.view),
+    ));
+    // Gossip (core 0) leaves the cluster as soon as shutdown begins.
+    let gossip = {
+        let core = Rc::clone(&core);
+        cluster.start(async move { core.wait_shutdown().await })
+    };
     tracing::info!(shard = shard_id, %addr, "core serving");
 
     // Watch the process-wide flag and trip this core's latch.
@@ -286,6 +351,10 @@ async fn core_main(
     let barrier_deadline = Instant::now() + drain + Duration::from_secs(1);
     while flags.drained.load(Ordering::Acquire) < shards && Instant::now() < barrier_deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    streams.halt();
+    if let Some(gossip) = gossip {
+        gossip.await;
     }
     if let Err(e) = router.local_shard().close().await {
         tracing::error!(shard = shard_id, error = %e, "closing the WAL failed");

@@ -8,6 +8,7 @@
 //! lowers it again on drop, so counts never leak on error paths.
 
 use super::router::Router;
+use crate::cluster::MemberView;
 use crate::config::Config;
 use glommio::sync::Semaphore;
 use std::cell::{Cell, RefCell};
@@ -58,13 +59,13 @@ impl Drop for StreamGuard {
 impl CoreContext {
     /// The advertised gRPC address of `node_id` when it is a live member of
     /// this node's cluster.
-    pub(crate) fn live_member_addr(&self, _node_id: &str) -> Option<String> {
-        None
+    pub(crate) fn live_member_addr(&self, node_id: &str) -> Option<String> {
+        self.members.is_alive(node_id)
     }
 
     /// `cluster.stream_targets_allowed`.
     pub(crate) fn stream_targets_allowed(&self) -> &[String] {
-        &[]
+        &self.config.cluster.stream_targets_allowed
     }
 }
 
@@ -72,6 +73,9 @@ pub(crate) struct CoreContext {
     pub config: Config,
     pub router: Rc<Router>,
     pub started: Instant,
+    /// This core's view of the gossip membership (live members and their
+    /// gRPC addresses), kept current by core 0.
+    pub members: Rc<MemberView>,
     connections: Cell<usize>,
     /// Every open connection (dead entries pruned on each scan).
     open: RefCell<Vec<Weak<ConnState>>>,
@@ -111,11 +115,17 @@ fn admit(cell: &Cell<usize>, amount: usize, max: usize) -> Option<Admission<'_>>
 }
 
 impl CoreContext {
-    pub(crate) fn new(config: Config, router: Rc<Router>, started: Instant) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        router: Rc<Router>,
+        started: Instant,
+        members: Rc<MemberView>,
+    ) -> Self {
         Self {
             config,
             router,
             started,
+            members,
             connections: Cell::new(0),
             open: RefCell::new(Vec::new()),
             inflight_requests: Cell::new(0),

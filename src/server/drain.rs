@@ -13,18 +13,18 @@
 use std::cell::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Serving {
+pub(crate) enum NodeMode {
     Serving,
     Draining,
     Drained,
 }
 
-impl Serving {
+impl NodeMode {
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Serving::Serving => "serving",
-            Serving::Draining => "draining",
-            Serving::Drained => "drained",
+            NodeMode::Serving => "serving",
+            NodeMode::Draining => "draining",
+            NodeMode::Drained => "drained",
         }
     }
 }
@@ -43,7 +43,7 @@ pub(crate) enum NodeOp {
 
 #[derive(Debug)]
 pub(crate) struct NodeState {
-    state: Cell<Serving>,
+    state: Cell<NodeMode>,
     puts_in_flight: Cell<u64>,
 }
 
@@ -61,18 +61,18 @@ impl Drop for PutGuard<'_> {
 impl NodeState {
     pub(crate) fn new() -> Self {
         Self {
-            state: Cell::new(Serving::Serving),
+            state: Cell::new(NodeMode::Serving),
             puts_in_flight: Cell::new(0),
         }
     }
 
-    pub(crate) fn state(&self) -> Serving {
+    pub(crate) fn state(&self) -> NodeMode {
         self.state.get()
     }
 
     /// Admits a put (`None` while draining or drained).
     pub(crate) fn admit_put(&self) -> Option<PutGuard<'_>> {
-        if self.state.get() != Serving::Serving {
+        if self.state.get() != NodeMode::Serving {
             return None;
         }
         self.puts_in_flight.set(self.puts_in_flight.get() + 1);
@@ -83,16 +83,16 @@ impl NodeState {
     pub(crate) fn apply(&self, op: NodeOp) -> u64 {
         match op {
             NodeOp::Drain => {
-                if self.state.get() == Serving::Serving {
-                    self.state.set(Serving::Draining);
+                if self.state.get() == NodeMode::Serving {
+                    self.state.set(NodeMode::Draining);
                 }
             }
             NodeOp::Drained => {
-                if self.state.get() == Serving::Draining {
-                    self.state.set(Serving::Drained);
+                if self.state.get() == NodeMode::Draining {
+                    self.state.set(NodeMode::Drained);
                 }
             }
-            NodeOp::Undrain => self.state.set(Serving::Serving),
+            NodeOp::Undrain => self.state.set(NodeMode::Serving),
             NodeOp::Inflight => {}
         }
         self.puts_in_flight.get()
@@ -112,9 +112,9 @@ mod tests {
         drop(g);
         assert_eq!(s.apply(NodeOp::Inflight), 0);
         s.apply(NodeOp::Drained);
-        assert_eq!(s.state(), Serving::Drained);
+        assert_eq!(s.state(), NodeMode::Drained);
         s.apply(NodeOp::Drain);
-        assert_eq!(s.state(), Serving::Drained, "a second drain keeps drained");
+        assert_eq!(s.state(), NodeMode::Drained, "a second drain keeps drained");
         s.apply(NodeOp::Undrain);
         assert!(s.admit_put().is_some());
     }
@@ -123,6 +123,6 @@ mod tests {
     fn drained_only_follows_draining() {
         let s = NodeState::new();
         s.apply(NodeOp::Drained);
-        assert_eq!(s.state(), Serving::Serving);
+        assert_eq!(s.state(), NodeMode::Serving);
     }
 }

@@ -89,11 +89,6 @@ impl Router {
         let _ = self.streams.set(streams);
     }
 
-    /// This core's streams (`None` only before start-up set them).
-    pub(crate) fn streams(&self) -> Option<&Rc<CoreStreams>> {
-        self.streams.get()
-    }
-
     pub(crate) fn shards(&self) -> usize {
         self.shards
     }

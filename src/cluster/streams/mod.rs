@@ -70,6 +70,8 @@ pub(crate) enum StreamsOp {
     Status(StreamId),
     /// Which active stream, if any, sends a token of these ranges.
     Overlapping(std::sync::Arc<crate::model::TokenRanges>),
+    /// Every part on the core with its status.
+    List,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,7 @@ pub(crate) enum StreamsReply {
     Stopped(Result<bool, String>),
     Status(Option<ShardStatus>),
     Overlapping(Option<StreamId>),
+    List(Vec<(StreamId, ShardStatus)>),
     /// The core could not run the operation.
     Unavailable(String),
 }
@@ -205,6 +208,7 @@ impl CoreStreams {
             StreamsOp::Stop(id) => StreamsReply::Stopped(self.stop(&id).await),
             StreamsOp::Status(id) => StreamsReply::Status(self.status(&id)),
             StreamsOp::Overlapping(r) => StreamsReply::Overlapping(self.overlaps(&r)),
+            StreamsOp::List => StreamsReply::List(self.all()),
         }
     }
 
@@ -264,7 +268,11 @@ impl CoreStreams {
         self.parts
             .borrow()
             .iter()
-            .map(|(id, p)| (id.clone(), p.status.borrow().clone()))
+            .map(|(id, p)| {
+                let mut s = p.status.borrow().clone();
+                s.backlog_bytes = p.backlog.borrow().bytes() as u64;
+                (id.clone(), s)
+            })
             .collect()
     }
 

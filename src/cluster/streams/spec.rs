@@ -101,7 +101,7 @@ pub(crate) fn validate_start(
         ));
     }
     let named = join_host_port(&req.target_host, req.target_port);
-    let target_addr = if targets.allowed.iter().any(|a| *a == named) {
+    let target_addr = if targets.allowed.contains(&named) {
         named
     } else {
         match (targets.live_member_addr)(&req.target_node_id) {
@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn every_refusal_names_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut proto::StartStreamingRequest)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut proto::StartStreamingRequest)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|q| q.source_node_id = "x".into()),
                 "source_node_id",

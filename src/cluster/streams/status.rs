@@ -48,6 +48,8 @@ pub(crate) struct ShardStatus {
     pub forwards_dropped: u64,
     /// Sends that failed and were retried.
     pub send_retries: u64,
+    /// Forwards queued now (filled in by listings, not kept up to date).
+    pub backlog_bytes: u64,
 }
 
 impl ShardStatus {
@@ -61,8 +63,33 @@ impl ShardStatus {
             passes: 0,
             forwards_dropped: 0,
             send_retries: 0,
+            backlog_bytes: 0,
         }
     }
+}
+
+/// The figures of one stream over every shard that has it, for metrics:
+/// (name, value) pairs.
+pub(crate) fn figures(parts: &[ShardStatus]) -> Vec<(&'static str, String)> {
+    let state = if parts.iter().any(|s| matches!(s.phase, Phase::Failed(_))) {
+        Phase::Failed(String::new())
+    } else if parts.iter().all(|s| s.phase == Phase::Completed) {
+        Phase::Completed
+    } else {
+        Phase::Copying
+    };
+    let sum = |f: fn(&ShardStatus) -> u64| parts.iter().map(f).sum::<u64>().to_string();
+    vec![
+        ("state", state.name().to_string()),
+        ("keys_copied", sum(|s| s.keys_copied)),
+        ("bytes_copied", sum(|s| s.bytes_copied)),
+        ("keys_streamed", sum(|s| s.keys_streamed)),
+        ("bytes_streamed", sum(|s| s.bytes_streamed)),
+        ("passes", sum(|s| s.passes)),
+        ("forwards_dropped", sum(|s| s.forwards_dropped)),
+        ("send_retries", sum(|s| s.send_retries)),
+        ("backlog_bytes", sum(|s| s.backlog_bytes)),
+    ]
 }
 
 /// The node's GetStreamStatus answer from each shard's part (`None`: that

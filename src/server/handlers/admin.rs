@@ -15,7 +15,7 @@ use crate::engine::{ShardOp, ShardReply};
 use crate::model::{RangeDigest, TokenRange, TokenRanges};
 use crate::proto;
 use crate::server::convert;
-use crate::server::drain::{NodeOp, Serving};
+use crate::server::drain::{NodeOp, NodeMode};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,7 +161,7 @@ pub(super) async fn cleanup(
     answer
 }
 
-fn drain_answer(status: Serving) -> proto::DrainResponse {
+fn drain_answer(status: NodeMode) -> proto::DrainResponse {
     proto::DrainResponse {
         success: true,
         status: status.name().into(),
@@ -174,7 +174,7 @@ fn drain_answer(status: Serving) -> proto::DrainResponse {
 /// the DrainNode call.
 async fn finish_drain(router: Rc<crate::server::router::Router>) -> Result<(), String> {
     loop {
-        if router.node.state() != Serving::Draining {
+        if router.node.state() != NodeMode::Draining {
             // Undrained (or already drained) meanwhile.
             return Ok(());
         }
@@ -211,13 +211,13 @@ pub(super) async fn drain(core: &CoreContext, req: proto::DrainRequest) -> proto
         error_code: proto::ErrorCode::InternalError as i32,
     };
     let before = core.router.node.state();
-    if before == Serving::Drained {
-        return drain_answer(Serving::Drained);
+    if before == NodeMode::Drained {
+        return drain_answer(NodeMode::Drained);
     }
     if let Err(e) = core.router.broadcast_node(NodeOp::Drain).await {
         return fail(format!("cannot set every core draining: {e}"));
     }
-    if before == Serving::Serving {
+    if before == NodeMode::Serving {
         tracing::warn!(
             graceful = req.graceful,
             "draining: writes are refused from now on"
@@ -235,7 +235,7 @@ pub(super) async fn drain(core: &CoreContext, req: proto::DrainRequest) -> proto
     }
     let wait = Duration::from_secs(req.timeout_seconds.max(0) as u64);
     let deadline = Instant::now() + wait;
-    while core.router.node.state() == Serving::Draining && Instant::now() < deadline {
+    while core.router.node.state() == NodeMode::Draining && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     drain_answer(core.router.node.state())
@@ -248,7 +248,7 @@ pub(super) async fn undrain(
     match core.router.broadcast_node(NodeOp::Undrain).await {
         Ok(_) => {
             tracing::info!("undrained: writes are accepted again");
-            drain_answer(Serving::Serving)
+            drain_answer(NodeMode::Serving)
         }
         Err(e) => proto::DrainResponse {
             success: false,

@@ -16,6 +16,8 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
         "uptime_s".to_string(),
         core.started.elapsed().as_secs().to_string(),
     );
+    crate::cluster::insert_health_metrics(&core.members, &mut metrics);
+    insert_stream_figures(core, &mut metrics).await;
     metrics.insert(
         "node.state".to_string(),
         core.router.node.state().name().to_string(),
@@ -162,4 +164,24 @@ fn insert_engine_figures(metrics: &mut HashMap<String, String>, p: &str, s: &Sha
         0.0
     };
     put("cache_hit_ratio", format!("{ratio:.4}"));
+}
+
+/// `stream.<source>.<target>.<figure>` for every stream this node sends,
+/// summed over its shards.
+async fn insert_stream_figures(core: &CoreContext, metrics: &mut HashMap<String, String>) {
+    use crate::cluster::streams::{status, StreamsOp, StreamsReply};
+    let mut by_stream: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+    for reply in core.router.broadcast_streams(StreamsOp::List).await {
+        if let StreamsReply::List(parts) = reply {
+            for (id, s) in parts {
+                by_stream.entry(id).or_default().push(s);
+            }
+        }
+    }
+    metrics.insert("streams".to_string(), by_stream.len().to_string());
+    for (id, parts) in by_stream {
+        for (name, value) in status::figures(&parts) {
+            metrics.insert(format!("stream.{}.{}.{name}", id.source, id.target), value);
+        }
+    }
 }

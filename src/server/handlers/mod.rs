@@ -7,20 +7,24 @@
 //! UNIMPLEMENTED). Decoding happens once, on the core that received the
 //! request; the owning core gets typed [`ShardOp`](crate::engine::ShardOp)s.
 //! One file per group of methods:
-//! - [`data`]: Write, Delete, Repair, Read;
-//! - [`health`]: HealthCheck;
-//! - [`ranges`]: StreamKeys (server streaming) and GetKeyRange;
-//! - [`peer`]: the peer service's ApplyVersions (range moves, target side);
-//! - [`streams`]: StartStreaming, GetStreamStatus, StopStreaming,
+//! - [`data`] answers Write, Delete, Repair, Read;
+//! - [`health`] answers HealthCheck;
+//! - [`ranges`] answers StreamKeys (server streaming) and GetKeyRange;
+//! - [`replicate`] answers ReplicateData (listed keys or a key range to a
+//!   member);
+//! - [`peer`] answers the peer service's ApplyVersions (range moves, target
+//!   side);
+//! - [`streams`] answers StartStreaming, GetStreamStatus, StopStreaming,
 //!   NotifyStreamingComplete (range moves, source side);
-//! - [`admin`]: DrainNode and the admin service (RangeDigest, Cleanup,
-//!   Undrain).
+//! - [`admin`] answers DrainNode and the admin service (RangeDigest,
+//!   Cleanup, Undrain).
 
 mod admin;
 mod data;
 mod health;
 mod peer;
 mod ranges;
+mod replicate;
 mod streams;
 
 use super::context::CoreContext;
@@ -97,10 +101,9 @@ pub(crate) async fn dispatch(
         (ADMIN_SERVICE, "RangeDigest") => unary(&admin::range_digest(core, decode(body)?).await),
         (ADMIN_SERVICE, "Cleanup") => unary(&admin::cleanup(core, decode(body)?).await),
         (ADMIN_SERVICE, "Undrain") => unary(&admin::undrain(core, decode(body)?).await),
-        (STORAGE_SERVICE, "ReplicateData") => Err(Status::new(
-            Code::Unimplemented,
-            format!("{service}/{method} is not implemented on this node yet"),
-        )),
+        (STORAGE_SERVICE, "ReplicateData") => {
+            unary(&replicate::replicate(core, decode(body)?).await)
+        }
         (STORAGE_SERVICE | PEER_SERVICE | ADMIN_SERVICE, other) => Err(Status::new(
             Code::Unimplemented,
             format!("unknown method {other:?} of {service}"),
