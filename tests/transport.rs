@@ -150,7 +150,7 @@ async fn unknown_methods_and_services_are_unimplemented() {
 }
 
 #[tokio::test]
-async fn migration_methods_answer_unimplemented() {
+async fn replicate_data_is_unimplemented_and_stream_methods_answer_in_the_body() {
     let node = Node::start(2).await;
     let mut c = node.client().await;
 
@@ -159,53 +159,67 @@ async fn migration_methods_answer_unimplemented() {
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::Unimplemented, "ReplicateData: {s:?}");
-    let s = c
-        .get_key_range(pb::KeyRangeRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "GetKeyRange: {s:?}");
-    let s = c.drain_node(pb::DrainRequest::default()).await.unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "DrainNode: {s:?}");
-    let s = c
+
+    // The stream methods are built: a bad request is an answer in the
+    // body, not a gRPC status.
+    let r = c
         .start_streaming(pb::StartStreamingRequest::default())
         .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "StartStreaming: {s:?}");
-    let s = c
-        .stop_streaming(pb::StopStreamingRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "StopStreaming: {s:?}");
-    let s = c
-        .get_stream_status(pb::StreamStatusRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented, "GetStreamStatus: {s:?}");
-    let s = c
-        .notify_streaming_complete(pb::StreamingCompleteRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        s.code(),
-        Code::Unimplemented,
-        "NotifyStreamingComplete: {s:?}"
+        .expect("StartStreaming")
+        .into_inner();
+    assert!(!r.success, "StartStreaming with a default request: {r:?}");
+    assert!(
+        r.message.contains("source_node_id"),
+        "the message names the missing field: {r:?}"
     );
-    // Server streaming: the status may come before or instead of the stream.
-    let code = match c.stream_keys(pb::StreamKeysRequest::default()).await {
-        Err(s) => s.code(),
-        Ok(resp) => {
-            let mut stream = resp.into_inner();
-            match stream.message().await {
-                Err(s) => s.code(),
-                Ok(m) => panic!("StreamKeys answered {m:?}"),
-            }
-        }
-    };
-    assert_eq!(code, Code::Unimplemented, "StreamKeys");
-
     // The connection is still good for real work.
     let w = write(&mut c, "t", "after-unimplemented", b"v", None).await;
     assert!(w.success, "{w:?}");
+}
+
+#[tokio::test]
+#[ignore = "no core has its streams set up: GetStreamStatus of an unknown pair answers \
+            active=true state \"unknown\", StopStreaming success=false"]
+async fn unknown_streams_are_not_found_and_stopping_one_is_a_no_op() {
+    let node = Node::start(2).await;
+    let mut c = node.client().await;
+    let unknown = ("node-nobody", "node-nowhere");
+    let status = c
+        .get_stream_status(pb::StreamStatusRequest {
+            source_node_id: unknown.0.into(),
+            target_node_id: unknown.1.into(),
+        })
+        .await
+        .expect("GetStreamStatus")
+        .into_inner();
+    let stop = c
+        .stop_streaming(pb::StopStreamingRequest {
+            source_node_id: unknown.0.into(),
+            target_node_id: unknown.1.into(),
+        })
+        .await
+        .expect("StopStreaming")
+        .into_inner();
+    let complete = c
+        .notify_streaming_complete(pb::StreamingCompleteRequest {
+            source_node_id: unknown.0.into(),
+            target_node_id: unknown.1.into(),
+        })
+        .await
+        .expect("NotifyStreamingComplete")
+        .into_inner();
+    let answers = format!("{status:?}\n{stop:?}\n{complete:?}");
+    assert!(!status.active, "{answers}");
+    assert_eq!(status.state, "not_found", "{answers}");
+    assert!(
+        stop.success,
+        "stopping an unknown stream is a no-op: {answers}"
+    );
+    assert!(
+        !complete.success,
+        "an unknown stream is not complete: {answers}"
+    );
+    assert!(!complete.message.is_empty(), "{answers}");
 }
 
 #[tokio::test]

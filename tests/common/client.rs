@@ -8,10 +8,24 @@ use tonic::transport::Channel;
 
 use super::pb;
 
+pub use pb::storage_admin_service_client::StorageAdminServiceClient;
 pub use pb::storage_node_service_client::StorageNodeServiceClient;
+pub use pb::storage_peer_service_client::StoragePeerServiceClient;
 
 /// A client over one HTTP/2 connection.
 pub type Client = StorageNodeServiceClient<Channel>;
+/// A client of the admin service (RangeDigest, Cleanup, Undrain).
+pub type AdminClient = StorageAdminServiceClient<Channel>;
+/// A client of the peer service (ApplyVersions).
+pub type PeerClient = StoragePeerServiceClient<Channel>;
+
+/// A storage service client on `channel`, without message size limits of
+/// its own (the node's limits are what the tests exercise).
+pub fn client_on(channel: Channel) -> Client {
+    StorageNodeServiceClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX)
+}
 
 pub fn write_req(
     tenant: &str,
@@ -127,6 +141,88 @@ pub fn read_versions(r: &pb::ReadResponse) -> Vec<pb::KeyValueEntry> {
     }]
 }
 
+/// Writes every `(key, value)` blind, `parallel` requests at a time over
+/// `c`'s connection; expects gRPC OK and answers the responses in `items`'
+/// order.
+pub async fn write_many(
+    c: &Client,
+    tenant: &str,
+    items: &[(String, Vec<u8>)],
+    parallel: usize,
+) -> Vec<pb::WriteResponse> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let chunk = items.len().div_ceil(parallel.max(1)).max(1);
+    for (n, part) in items.chunks(chunk).enumerate() {
+        let mut c = c.clone();
+        let tenant = tenant.to_string();
+        let part = part.to_vec();
+        tasks.spawn(async move {
+            let mut out = Vec::with_capacity(part.len());
+            for (k, v) in &part {
+                out.push(write(&mut c, &tenant, k, v, None).await);
+            }
+            (n, out)
+        });
+    }
+    let mut parts: Vec<_> = tasks.join_all().await;
+    parts.sort_by_key(|(n, _)| *n);
+    parts.into_iter().flat_map(|(_, out)| out).collect()
+}
+
+/// Every message of a StreamKeys call in arrival order, or the status that
+/// ended it (the status may come before the first message or after some).
+pub async fn stream_keys(
+    c: &mut Client,
+    req: pb::StreamKeysRequest,
+) -> Result<Vec<pb::KeyValueEntry>, tonic::Status> {
+    let mut stream = c.stream_keys(req).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = stream.message().await? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
+pub fn stream_keys_req(tenant: &str, start: &str, end: &str, batch: i32) -> pb::StreamKeysRequest {
+    pb::StreamKeysRequest {
+        tenant_id: tenant.into(),
+        key_range_start: start.into(),
+        key_range_end: end.into(),
+        batch_size: batch,
+    }
+}
+
+pub fn key_range_req(tenant: &str, start: &str, end: &str, max_keys: i32) -> pb::KeyRangeRequest {
+    pb::KeyRangeRequest {
+        tenant_id: tenant.into(),
+        key_range_start: start.into(),
+        key_range_end: end.into(),
+        max_keys,
+    }
+}
+
+/// The token range `(start, end]` (wrapping; `start == end`: the whole ring).
+pub fn token_range(start: u64, end: u64) -> pb::StreamKeyRange {
+    pb::StreamKeyRange {
+        start_hash: start,
+        end_hash: end,
+    }
+}
+
+/// RangeDigest of `ranges`; expects gRPC OK and `success`.
+pub async fn range_digest(a: &mut AdminClient, ranges: &[(u64, u64)]) -> pb::RangeDigestResponse {
+    let r = a
+        .range_digest(pb::RangeDigestRequest {
+            key_ranges: ranges.iter().map(|&(s, e)| token_range(s, e)).collect(),
+        })
+        .await
+        .unwrap_or_else(|s| panic!("RangeDigest {ranges:?}: gRPC status {s:?}"))
+        .into_inner();
+    assert!(r.success, "RangeDigest {ranges:?}: {r:?}");
+    r
+}
+
 pub const INVALID_REQUEST: i32 = pb::ErrorCode::InvalidRequest as i32;
 pub const KEY_NOT_FOUND: i32 = pb::ErrorCode::KeyNotFound as i32;
 pub const MEMORY_PRESSURE: i32 = pb::ErrorCode::MemoryPressure as i32;
+pub const NODE_DRAINING: i32 = pb::ErrorCode::NodeDraining as i32;

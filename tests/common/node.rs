@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::transport::Endpoint;
 
-use super::client::{Client, StorageNodeServiceClient};
+use super::client::{
+    client_on, AdminClient, Client, PeerClient, StorageAdminServiceClient, StoragePeerServiceClient,
+};
 use super::pb;
 
 /// The binary under test.
@@ -283,16 +285,33 @@ impl Node {
         format!("http://{}", self.addr)
     }
 
-    /// A new client on its own HTTP/2 connection.
-    pub async fn try_client(&self) -> Result<Client, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(self.url())
+    /// An endpoint for this node, for a caller that sets HTTP/2 options of
+    /// its own (window sizes) before connecting.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::from_shared(self.url())
             .expect("endpoint url")
             .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await?;
-        Ok(StorageNodeServiceClient::new(channel)
+    }
+
+    /// A new client on its own HTTP/2 connection.
+    pub async fn try_client(&self) -> Result<Client, tonic::transport::Error> {
+        Ok(client_on(self.endpoint().connect().await?))
+    }
+
+    /// A client of the admin service (RangeDigest, Cleanup, Undrain) on its
+    /// own HTTP/2 connection; panics if it cannot connect.
+    pub async fn admin(&self) -> AdminClient {
+        let channel = self.endpoint().connect().await.expect("connect to node");
+        StorageAdminServiceClient::new(channel)
+    }
+
+    /// A client of the peer service (ApplyVersions) on its own HTTP/2
+    /// connection; panics if it cannot connect.
+    pub async fn peer(&self) -> PeerClient {
+        let channel = self.endpoint().connect().await.expect("connect to node");
+        StoragePeerServiceClient::new(channel)
             .max_encoding_message_size(usize::MAX)
-            .max_decoding_message_size(usize::MAX))
+            .max_decoding_message_size(usize::MAX)
     }
 
     /// A new client on its own HTTP/2 connection; panics if it cannot connect.
