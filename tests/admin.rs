@@ -464,8 +464,6 @@ async fn assert_cleaned(node: &Node, held: &Held, lo: u64, hi: u64) {
 }
 
 #[tokio::test]
-#[ignore = "Cleanup answers success=false INTERNAL_ERROR \"cannot check the streams: \
-            Unavailable(streams are not set up on this core yet)\": no core has its streams set up"]
 async fn cleanup_drops_a_range_and_nothing_else_also_after_a_restart() {
     let data = tempfile::tempdir().expect("tempdir");
     let opts = NodeOptions::default();

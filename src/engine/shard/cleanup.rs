@@ -72,6 +72,9 @@ impl Shard {
 
     async fn clean(&self, ranges: &TokenRanges) -> Result<Cleaned, EngineError> {
         let filter = ScanFilter::Tokens(Arc::new(ranges.clone()));
+        // What is removed, counted once per key (a key may be in several
+        // tables): the reconciled view before the rewrite.
+        let removing = self.digest(&filter).await?;
         let version = self.tree.current();
         let mut replaced = HashSet::new();
         let mut outputs: Vec<Vec<Rc<Table>>> = (0..LEVELS).map(|_| Vec::new()).collect();
@@ -86,8 +89,6 @@ impl Shard {
                 while let Some((key, versions)) = scan.take() {
                     if filter.keeps(&key) {
                         dropped += 1;
-                        cleaned.keys += 1;
-                        cleaned.versions += versions.len() as u64;
                     } else {
                         if writer.is_none() {
                             let no = self.tree.allocate_file_no();
@@ -130,6 +131,8 @@ impl Shard {
         if replaced.is_empty() {
             return Ok(cleaned);
         }
+        cleaned.keys = removing.keys;
+        cleaned.versions = removing.versions;
         let edit = self
             .tree
             .edit(&self.dir, |v: &TreeVersion| {

@@ -15,7 +15,7 @@ use crate::engine::{ShardOp, ShardReply};
 use crate::model::{RangeDigest, TokenRange, TokenRanges};
 use crate::proto;
 use crate::server::convert;
-use crate::server::drain::{NodeOp, NodeMode};
+use crate::server::drain::{NodeMode, NodeOp};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -30,6 +30,8 @@ const STREAM_BATCH_DEFAULT: usize = 100;
 const STREAM_BATCH_MAX: usize = 10_000;
 /// GetKeyRange keys when the request says none.
 const KEY_RANGE_DEFAULT: usize = 1000;
+/// Entries a shard page holds at most.
+const PAGE_ENTRIES_MAX: usize = 1024;
 /// Bytes a shard page or a StreamKeys batch holds, about.
 const PAGE_BYTES: usize = 1 << 20;
 
@@ -97,10 +99,14 @@ pub(super) struct Merge {
     router: Rc<Router>,
     end: Bytes,
     cursors: Vec<Cursor>,
+    /// Entries per shard page.
+    page_entries: usize,
 }
 
 impl Merge {
-    pub(super) fn new(router: Rc<Router>, range: Range) -> Self {
+    /// A merge reading pages of at most `page_entries` entries per shard
+    /// (a caller that needs few keys asks for small pages).
+    pub(super) fn new(router: Rc<Router>, range: Range, page_entries: usize) -> Self {
         let cursors = (0..router.shards())
             .map(|shard| Cursor {
                 shard,
@@ -112,6 +118,7 @@ impl Merge {
             router,
             end: range.end,
             cursors,
+            page_entries: page_entries.clamp(1, PAGE_ENTRIES_MAX),
         }
     }
 
@@ -126,7 +133,7 @@ impl Merge {
                     range: ScanRange {
                         start,
                         end: Some(self.end.clone()),
-                        entries_max: 1024,
+                        entries_max: self.page_entries,
                         bytes_max: PAGE_BYTES,
                         keys_examined_max: 4096,
                     },
@@ -220,7 +227,7 @@ pub(super) fn stream_keys(
         (req.batch_size as usize).min(STREAM_BATCH_MAX)
     };
     Ok(KeyStream {
-        merge: Merge::new(Rc::clone(&core.router), range),
+        merge: Merge::new(Rc::clone(&core.router), range, batch),
         batch,
     })
 }
@@ -244,7 +251,8 @@ pub(super) async fn get_key_range(
     // Keys may be long: the answer also stops at half the message limit.
     let bytes_max = core.config.limits.message_bytes_max / 2;
     let mut bytes = 0;
-    let mut merge = Merge::new(Rc::clone(&core.router), range);
+    // One more than asked: the first key not returned is next_key.
+    let mut merge = Merge::new(Rc::clone(&core.router), range, max + 1);
     let mut answer = proto::KeyRangeResponse::default();
     while let Some((key, versions)) = merge.next().await? {
         if live(&versions).next().is_none() {

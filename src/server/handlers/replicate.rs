@@ -140,7 +140,7 @@ pub(super) async fn replicate(
             Ok(r) => r,
             Err(s) => return fail(E::InvalidRequest, 0, s.message),
         };
-        let mut merge = Merge::new(Rc::clone(&core.router), range);
+        let mut merge = Merge::new(Rc::clone(&core.router), range, 1024);
         async {
             while let Some((key, versions)) = merge.next().await.map_err(|s| s.message)? {
                 sender.add(&key, &versions).await?;
