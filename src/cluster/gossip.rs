@@ -282,9 +282,11 @@ impl Gossip {
             OwnedNotification::Active => {
                 tracing::info!(members = self.foca.num_members(), "joined the cluster");
             }
-            OwnedNotification::Idle => tracing::info!(
-                "no other live member known: announcing to the seeds until one answers"
-            ),
+            OwnedNotification::Idle => {
+                tracing::info!(
+                    "no other live member known: announcing to the seeds until one answers"
+                );
+            }
             OwnedNotification::Rejoin(id) => {
                 tracing::warn!(
                     identity = ?id,
