@@ -24,7 +24,7 @@ log() { printf 'cluster: %s\n' "$*" >&2; }
 
 if [[ -z "${NODE_BIN:-}" || -z "${BENCH_BIN:-}" ]]; then
     log "building release binaries (cargo build --release)"
-    cargo build --release --quiet --bin pairdb-storage -p pairdb-bench
+    cargo build --release --quiet -p pairdb-storage --bin pairdb-storage -p pairdb-bench
     NODE_BIN=${NODE_BIN:-target/release/pairdb-storage}
     BENCH_BIN=${BENCH_BIN:-target/release/pairdb-bench}
 fi
