@@ -78,26 +78,7 @@ impl Manifest {
     }
 
     pub(crate) fn decode(raw: &[u8]) -> Result<Self, String> {
-        let too_short = || format!("{} bytes, shorter than an empty manifest", raw.len());
-        if raw.len() < 8 + 4 + 4 + 8 + 8 + 4 + 4 {
-            return Err(too_short());
-        }
-        // Both splits are in range once the length check passed.
-        let (body, stored) = raw.split_last_chunk::<4>().ok_or_else(too_short)?;
-        if crc32fast::hash(body) != u32::from_be_bytes(*stored) {
-            return Err("checksum mismatch".into());
-        }
-        let (magic, rest) = body.split_first_chunk::<8>().ok_or_else(too_short)?;
-        if magic != MAGIC {
-            return Err("bad magic".into());
-        }
-        let mut b = Bytes::copy_from_slice(rest);
-        let version = b.get_u32();
-        if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}, this binary reads {FORMAT_VERSION}"
-            ));
-        }
+        let mut b = checked_body(raw, MAGIC, FORMAT_VERSION, 8 + 8 + 4 + 4, "manifest")?;
         let shard_id = b.get_u32();
         let next_file_no = b.get_u64();
         let wal_min_segment = b.get_u64();
@@ -141,6 +122,40 @@ impl Manifest {
             tables,
         })
     }
+}
+
+/// The bytes between the format version and the checksum of a small file
+/// laid out as `magic (8) | format version u32 | body | crc32 u32` (the
+/// checksum over every byte before it), once the length, checksum, magic and
+/// version are checked; `body_min` is the shortest valid body. `what` names
+/// the file in errors.
+pub(crate) fn checked_body(
+    raw: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    body_min: usize,
+    what: &str,
+) -> Result<Bytes, String> {
+    let too_short = || format!("{} bytes, shorter than an empty {what}", raw.len());
+    if raw.len() < 8 + 4 + body_min + 4 {
+        return Err(too_short());
+    }
+    let (body, stored) = raw.split_last_chunk::<4>().ok_or_else(too_short)?;
+    if crc32fast::hash(body) != u32::from_be_bytes(*stored) {
+        return Err("checksum mismatch".into());
+    }
+    let (found, rest) = body.split_first_chunk::<8>().ok_or_else(too_short)?;
+    if found != magic {
+        return Err("bad magic".into());
+    }
+    let (v, rest) = rest.split_first_chunk::<4>().ok_or_else(too_short)?;
+    let found = u32::from_be_bytes(*v);
+    if found != version {
+        return Err(format!(
+            "format version {found}, this binary reads {version}"
+        ));
+    }
+    Ok(Bytes::copy_from_slice(rest))
 }
 
 /// Loads the shard's manifest; a missing file is an empty manifest.

@@ -19,7 +19,7 @@
 //! | crc32 | 4 | over every byte before it |
 
 use super::error::StorageError;
-use super::manifest::{store_file, StoreError};
+use super::manifest::{checked_body, store_file, StoreError};
 use bytes::{Buf, BufMut, Bytes};
 use std::path::Path;
 
@@ -81,25 +81,7 @@ fn get_str(b: &mut Bytes) -> Result<String, String> {
 }
 
 pub(crate) fn decode(raw: &[u8]) -> Result<Vec<StreamRecord>, String> {
-    let too_short = || format!("{} bytes, shorter than an empty streams file", raw.len());
-    if raw.len() < 8 + 4 + 4 + 4 {
-        return Err(too_short());
-    }
-    let (body, stored) = raw.split_last_chunk::<4>().ok_or_else(too_short)?;
-    if crc32fast::hash(body) != u32::from_be_bytes(*stored) {
-        return Err("checksum mismatch".into());
-    }
-    let (magic, rest) = body.split_first_chunk::<8>().ok_or_else(too_short)?;
-    if magic != MAGIC {
-        return Err("bad magic".into());
-    }
-    let mut b = Bytes::copy_from_slice(rest);
-    let version = b.get_u32();
-    if version != FORMAT_VERSION {
-        return Err(format!(
-            "format version {version}, this binary reads {FORMAT_VERSION}"
-        ));
-    }
+    let mut b = checked_body(raw, MAGIC, FORMAT_VERSION, 4, "streams file")?;
     let count = b.get_u32() as usize;
     let mut streams = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
