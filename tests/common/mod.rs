@@ -7,6 +7,10 @@
 //!   repair, metrics);
 //! - [`clock`]: wire clocks from literals and as maps;
 //! - [`raw`]: a raw h2 client for requests tonic cannot express;
+//! - [`members`]: nodes seeded to each other into one gossip cluster;
+//! - [`ring`]: the coordinator's hash ring and the ranges a move streams;
+//! - [`streams`]: StartStreaming, GetStreamStatus and StopStreaming as a
+//!   coordinator calls them;
 //! - [`pb`]: the generated stubs and messages.
 //!
 //! Everything is re-exported here, so a test says `use common::*;`. Each test
@@ -17,11 +21,17 @@
 
 pub mod client;
 pub mod clock;
+pub mod members;
 pub mod node;
 pub mod pb;
 pub mod raw;
+pub mod ring;
+pub mod streams;
 
 pub use client::*;
 pub use clock::*;
+pub use members::*;
 pub use node::*;
 pub use raw::*;
+pub use ring::*;
+pub use streams::*;
