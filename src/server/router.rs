@@ -181,11 +181,15 @@ impl Router {
             .map_err(|_| format!("shard {owner} dropped the request"))
     }
 
+    /// Runs `op(shard)` on every shard at once; answers in shard order.
+    pub(crate) async fn call_all(&self, op: impl Fn(usize) -> ShardOp) -> Vec<ShardReply> {
+        join_all((0..self.shards).map(|s| self.call(s, op(s)))).await
+    }
+
     /// Figures from every shard, in shard order.
     pub(crate) async fn all_stats(&self) -> Result<Vec<ShardStats>, EngineError> {
-        let calls = (0..self.shards).map(|s| self.call(s, ShardOp::Stats));
         let mut out = Vec::with_capacity(self.shards);
-        for reply in join_all(calls).await {
+        for reply in self.call_all(|_| ShardOp::Stats).await {
             match reply {
                 ShardReply::Stats(s) => out.push(*s),
                 ShardReply::Failed(e) => return Err(e),

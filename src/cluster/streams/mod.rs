@@ -112,11 +112,12 @@ struct Forwarder {
 }
 
 impl PutObserver for Forwarder {
+    fn wants(&self) -> bool {
+        !self.parts.borrow().is_empty()
+    }
+
     fn stored(&self, key: &Bytes, version: &Version) {
         let parts = self.parts.borrow();
-        if parts.is_empty() {
-            return;
-        }
         let Some((tenant, k)) = crate::model::key::decode_storage_key(key) else {
             return;
         };

@@ -112,6 +112,9 @@ pub(crate) struct Shard {
 /// Learns of each version a put stored, after it is durable, on the
 /// shard's core (before the put answers).
 pub(crate) trait PutObserver {
+    /// Whether it wants versions now (checked before a put copies its
+    /// version for it, so a shard with no stream copies nothing).
+    fn wants(&self) -> bool;
     fn stored(&self, key: &Bytes, version: &Version);
 }
 

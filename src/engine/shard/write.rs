@@ -82,6 +82,7 @@ impl Shard {
                     .observer
                     .borrow()
                     .as_ref()
+                    .filter(|o| o.wants())
                     .map(|o| (Rc::clone(o), version.clone()));
                 self.tree.active_mut().apply(&key, version);
                 (true, ticket, merged)

@@ -58,16 +58,14 @@ pub(super) async fn range_digest(
         Ok(r) => Arc::new(r),
         Err(m) => return fail(proto::ErrorCode::InvalidRequest, m),
     };
-    let calls = (0..core.router.shards()).map(|s| {
-        core.router.call(
-            s,
-            ShardOp::Digest {
-                filter: ScanFilter::Tokens(Arc::clone(&ranges)),
-            },
-        )
-    });
+    let replies = core
+        .router
+        .call_all(|_| ShardOp::Digest {
+            filter: ScanFilter::Tokens(Arc::clone(&ranges)),
+        })
+        .await;
     let mut total = RangeDigest::default();
-    for reply in crate::engine::join::join_all(calls).await {
+    for reply in replies {
         match reply {
             ShardReply::Digest(d) => total.merge(&d),
             ShardReply::Failed(e) => return fail(convert::error_code(&e), e.to_string()),
@@ -125,19 +123,17 @@ pub(super) async fn cleanup(
             }
         }
     }
-    let calls = (0..core.router.shards()).map(|s| {
-        core.router.call(
-            s,
-            ShardOp::Cleanup {
-                ranges: Arc::clone(&ranges),
-            },
-        )
-    });
+    let replies = core
+        .router
+        .call_all(|_| ShardOp::Cleanup {
+            ranges: Arc::clone(&ranges),
+        })
+        .await;
     let mut answer = proto::CleanupResponse {
         success: true,
         ..Default::default()
     };
-    for reply in crate::engine::join::join_all(calls).await {
+    for reply in replies {
         match reply {
             ShardReply::Cleaned(c) => {
                 answer.keys_removed += c.keys as i64;
@@ -183,15 +179,12 @@ async fn finish_drain(router: Rc<crate::server::router::Router>) -> Result<(), S
         }
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
-    let calls = (0..router.shards()).map(|s| {
-        router.call(
-            s,
-            ShardOp::Flush {
-                max: DRAIN_FLUSH_MAX,
-            },
-        )
-    });
-    for reply in crate::engine::join::join_all(calls).await {
+    let replies = router
+        .call_all(|_| ShardOp::Flush {
+            max: DRAIN_FLUSH_MAX,
+        })
+        .await;
+    for reply in replies {
         match reply {
             ShardReply::Flushed => {}
             ShardReply::Failed(e) => return Err(e.to_string()),
