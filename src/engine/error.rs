@@ -8,8 +8,7 @@
 //! code) from what the storage error says: a full disk, corruption, a refused
 //! record, a WAL backlog, or anything else.
 
-use crate::storage::error::{IntoIoError, StorageError};
-use std::path::Path;
+use crate::storage::error::StorageError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EngineError {
@@ -30,19 +29,6 @@ impl EngineError {
     #[cfg(test)]
     pub(crate) fn is_corruption(&self) -> bool {
         matches!(self, EngineError::Corrupted { .. })
-    }
-
-    /// An I/O failure doing `what` on `path`.
-    pub(crate) fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Self {
-        EngineError::Internal {
-            what: format!("{what} {}: {e}", path.display()),
-        }
-    }
-
-    /// [`EngineError::io`] for work that can run out of space: a full
-    /// device (ENOSPC or EDQUOT, by errno) is [`EngineError::DiskFull`].
-    pub(crate) fn io_or_disk_full(path: &Path, what: &'static str, e: impl IntoIoError) -> Self {
-        StorageError::io(what, path, e).into()
     }
 }
 
@@ -97,14 +83,14 @@ mod tests {
     use crate::storage::wal::format::WalFormatError;
     use std::io;
 
-    fn path() -> &'static Path {
-        Path::new("/data/shard-001/MANIFEST")
+    fn path() -> &'static std::path::Path {
+        std::path::Path::new("/data/shard-001/MANIFEST")
     }
 
     #[test]
     fn disk_full_by_errno_not_text() {
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
-        let e = EngineError::io_or_disk_full(path(), "write", full);
+        let e = EngineError::from(StorageError::io("write", path(), full));
         assert!(matches!(e, EngineError::DiskFull { .. }), "{e:?}");
         assert!(
             e.to_string().contains("/data/shard-001/MANIFEST"),
@@ -117,7 +103,7 @@ mod tests {
         ));
         let lookalike = io::Error::other("No space left (os error 28)");
         assert_eq!(
-            EngineError::io_or_disk_full(path(), "write", lookalike),
+            EngineError::from(StorageError::io("write", path(), lookalike)),
             EngineError::Internal {
                 what: "write /data/shard-001/MANIFEST: No space left (os error 28)".into()
             }
@@ -130,7 +116,9 @@ mod tests {
         let text = eio.to_string();
         assert_eq!(
             EngineError::from(StorageError::io("read", path(), eio)),
-            EngineError::io(path(), "read", text)
+            EngineError::Internal {
+                what: format!("read /data/shard-001/MANIFEST: {text}")
+            }
         );
         assert_eq!(
             EngineError::from(StorageError::corrupted(

@@ -10,6 +10,8 @@
 pub(crate) mod cache;
 pub(crate) mod compaction;
 pub(crate) mod error;
+#[cfg(test)]
+mod fault_check;
 pub(crate) mod join;
 pub(crate) mod memtable;
 #[cfg(test)]

@@ -27,8 +27,8 @@
 //! | 19 | n | node id (UTF-8) |
 //! | 19 + n | 4 | crc32 of bytes 0 .. 19 + n |
 
+use super::disk::{self, EntryKind};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"PDBMETA\x01";
@@ -180,7 +180,7 @@ pub(crate) struct DataDir {
     _lock: File,
 }
 
-fn io_err(path: &Path, op: &'static str, e: std::io::Error) -> DataDirError {
+fn io_err(path: &Path, op: &'static str, e: impl std::fmt::Display) -> DataDirError {
     DataDirError::Io {
         path: path.to_path_buf(),
         op,
@@ -191,31 +191,17 @@ fn io_err(path: &Path, op: &'static str, e: std::io::Error) -> DataDirError {
 /// Makes sure `path` is a directory, creating it (and its parents) if
 /// nothing is there.
 fn ensure_dir(path: &Path, role: DirRole) -> Result<(), DataDirError> {
-    let found = match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(m) => {
-            use std::os::unix::fs::FileTypeExt;
-            let t = m.file_type();
-            if t.is_file() {
-                "a regular file"
-            } else if t.is_socket() {
-                "a socket"
-            } else if t.is_fifo() {
-                "a named pipe"
-            } else if t.is_block_device() || t.is_char_device() {
-                "a device"
-            } else {
-                "not a directory"
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let found = match disk::entry_kind(path).map_err(|e| io_err(path, "access", e))? {
+        Some(EntryKind::Dir) => return Ok(()),
+        Some(EntryKind::File) => "a regular file",
+        Some(EntryKind::Other(what)) => what,
+        None => {
             let op = match role {
                 DirRole::Data => "create the data directory",
                 DirRole::Shard => "create the shard directory",
             };
-            return std::fs::create_dir_all(path).map_err(|e| io_err(path, op, e));
+            return disk::create_dir_all(path).map_err(|e| io_err(path, op, e));
         }
-        Err(e) => return Err(io_err(path, "access", e)),
     };
     Err(DataDirError::NotADirectory {
         path: path.to_path_buf(),
@@ -275,15 +261,7 @@ pub(crate) fn decode_meta(raw: &[u8]) -> Result<Meta, String> {
 
 /// Writes `bytes` to `path` atomically and durably.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let dst = dir.join(name);
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, "create", e))?;
-    f.write_all(bytes).map_err(|e| io_err(&tmp, "write", e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, "sync", e))?;
-    std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, "rename a temporary file to", e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, "sync the directory", e))
+    disk::replace_file_blocking(dir, name, bytes).map_err(|e| io_err(&dir.join(name), "replace", e))
 }
 
 impl DataDir {
@@ -318,8 +296,8 @@ impl DataDir {
             Err(super::lock::LockError::Io(e)) => return Err(io_err(&lock_path, "lock", e)),
         }
         let meta_path = root.join("META");
-        let meta = match std::fs::read(&meta_path) {
-            Ok(raw) => {
+        let meta = match disk::read_file(&meta_path).map_err(|e| io_err(&meta_path, "read", e))? {
+            Some(raw) => {
                 let meta = decode_meta(&raw).map_err(|reason| DataDirError::Corrupted {
                     path: meta_path.clone(),
                     reason,
@@ -366,11 +344,11 @@ impl DataDir {
                     meta
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let has_shards = std::fs::read_dir(root)
+            None => {
+                let has_shards = disk::list_dir(root)
                     .map_err(|e| io_err(root, "list", e))?
-                    .filter_map(Result::ok)
-                    .any(|entry| entry.file_name().to_string_lossy().starts_with("shard-"));
+                    .iter()
+                    .any(|name| name.starts_with("shard-"));
                 if has_shards {
                     return Err(DataDirError::NoMetadata {
                         path: root.to_path_buf(),
@@ -385,7 +363,6 @@ impl DataDir {
                 write_atomic(root, "META", &encode_meta(&meta))?;
                 meta
             }
-            Err(e) => return Err(io_err(&meta_path, "read", e)),
         };
         for shard in 0..meta.shards {
             let dir = shard_dir(root, shard);

@@ -21,6 +21,7 @@
 //! | tables | ... | per table: level u8, file number u64, file bytes u64, entry count u64, smallest key (u32 length + bytes), largest key (u32 length + bytes) |
 //! | crc32 | 4 | over every byte before it |
 
+use super::disk;
 use super::error::StorageError;
 use bytes::{Buf, BufMut, Bytes};
 use std::path::Path;
@@ -161,26 +162,23 @@ pub(crate) fn checked_body(
 /// Loads the shard's manifest; a missing file is an empty manifest.
 pub(crate) fn load(dir: &Path, shard_id: u32) -> Result<Manifest, StorageError> {
     let path = dir.join(FILE_NAME);
-    match std::fs::read(&path) {
-        Ok(raw) => {
-            let m = Manifest::decode(&raw)
-                .map_err(|reason| StorageError::corrupted("manifest", &path, None, reason))?;
-            if m.shard_id != shard_id {
-                return Err(StorageError::WrongShard {
-                    file: "manifest",
-                    path,
-                    found: m.shard_id,
-                    expected: shard_id,
-                });
-            }
-            Ok(m)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest {
+    let Some(raw) = disk::read_file(&path)? else {
+        return Ok(Manifest {
             shard_id,
             ..Manifest::default()
-        }),
-        Err(e) => Err(StorageError::io("read", &path, e)),
+        });
+    };
+    let m = Manifest::decode(&raw)
+        .map_err(|reason| StorageError::corrupted("manifest", &path, None, reason))?;
+    if m.shard_id != shard_id {
+        return Err(StorageError::WrongShard {
+            file: "manifest",
+            path,
+            found: m.shard_id,
+            expected: shard_id,
+        });
     }
+    Ok(m)
 }
 
 /// Why [`store`] failed, and whether the new manifest is already in place.
@@ -194,37 +192,6 @@ pub(crate) enum StoreError {
     /// anything the previous manifest still needs: after a crash the
     /// previous manifest may come back.
     Unsynced(StorageError),
-}
-
-/// Fault injection for tests: make the directory sync after a rename fail.
-#[cfg(test)]
-pub(crate) mod failpoint {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// (directory syncs that still succeed, then how many fail).
-        static DIR_SYNC: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
-    }
-
-    /// After `succeed` more successful directory syncs on this thread, the
-    /// next `fail` ones fail.
-    pub(crate) fn fail_dir_syncs(succeed: u32, fail: u32) {
-        DIR_SYNC.with(|c| c.set((succeed, fail)));
-    }
-
-    pub(super) fn dir_sync_fails() -> bool {
-        DIR_SYNC.with(|c| match c.get() {
-            (0, 0) => false,
-            (0, fail) => {
-                c.set((0, fail - 1));
-                true
-            }
-            (succeed, fail) => {
-                c.set((succeed - 1, fail));
-                false
-            }
-        })
-    }
 }
 
 /// Tries of the directory sync after the rename before giving up.
@@ -244,40 +211,13 @@ pub(crate) async fn store_file(dir: &Path, name: &str, bytes: Vec<u8>) -> Result
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     let staged = async {
-        let file = glommio::io::BufferedFile::create(&tmp)
-            .await
-            .map_err(|e| StorageError::io("create", &tmp, e))?;
-        file.write_at(bytes, 0)
-            .await
-            .map_err(|e| StorageError::io("write", &tmp, e))?;
-        file.fdatasync()
-            .await
-            .map_err(|e| StorageError::io("sync", &tmp, e))?;
-        file.close()
-            .await
-            .map_err(|e| StorageError::io("close", &tmp, e))?;
-        glommio::io::rename(&tmp, &dst)
-            .await
-            .map_err(|e| StorageError::io("rename", &dst, e))
+        disk::write_file(&tmp, bytes).await?;
+        disk::rename(&tmp, &dst).await
     };
     staged.await.map_err(StoreError::NotStored)?;
     let mut attempt = 0;
     loop {
-        let synced = async {
-            #[cfg(test)]
-            if failpoint::dir_sync_fails() {
-                return Err(StorageError::io(
-                    "sync",
-                    dir,
-                    std::io::Error::other("injected failure"),
-                ));
-            }
-            let d = glommio::io::Directory::open(dir)
-                .await
-                .map_err(|e| StorageError::io("open", dir, e))?;
-            d.sync().await.map_err(|e| StorageError::io("sync", dir, e))
-        };
-        let e = match synced.await {
+        let e = match disk::sync_dir(dir).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };

@@ -15,6 +15,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod datadir;
+pub(crate) mod disk;
 pub(crate) mod error;
 pub(crate) mod lock;
 pub(crate) mod manifest;

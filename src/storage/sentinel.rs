@@ -5,6 +5,7 @@
 //! DMA read fails with EOPNOTSUPP. Each shard therefore opens a non-empty
 //! `SENTINEL` file in its folder read-write before any other DMA file.
 
+use super::disk::{self, DiskFile, Mode};
 use super::error::StorageError;
 use std::path::Path;
 
@@ -13,20 +14,11 @@ const SENTINEL_BYTES: usize = 4096;
 /// Ensures `dir/SENTINEL` exists with data and opens it once with DMA.
 pub(crate) async fn touch(dir: &Path) -> Result<(), StorageError> {
     let path = dir.join("SENTINEL");
-    let needs_write = std::fs::metadata(&path)
-        .map(|m| m.len() < SENTINEL_BYTES as u64)
-        .unwrap_or(true);
+    let needs_write = disk::read_file(&path)?.is_none_or(|b| b.len() < SENTINEL_BYTES);
     if needs_write {
-        std::fs::write(&path, vec![0x5a; SENTINEL_BYTES])
-            .map_err(|e| StorageError::io("write", &path, e))?;
+        // Written without DMA: an empty file opened for DMA first is what
+        // misleads the probe.
+        disk::write_file(&path, vec![0x5a; SENTINEL_BYTES]).await?;
     }
-    let file = glommio::io::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .dma_open(&path)
-        .await
-        .map_err(|e| StorageError::io("open", &path, e))?;
-    file.close()
-        .await
-        .map_err(|e| StorageError::io("close", &path, e))
+    DiskFile::open(&path, Mode::ReadWrite).await?.close().await
 }

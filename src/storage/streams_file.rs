@@ -114,12 +114,11 @@ pub(crate) fn decode(raw: &[u8]) -> Result<Vec<StreamRecord>, String> {
 /// The streams listed in `dir`; none when the file does not exist.
 pub(crate) fn load(dir: &Path) -> Result<Vec<StreamRecord>, StorageError> {
     let path = dir.join(FILE_NAME);
-    match std::fs::read(&path) {
-        Ok(raw) => {
+    match super::disk::read_file(&path)? {
+        Some(raw) => {
             decode(&raw).map_err(|reason| StorageError::corrupted("streams", &path, None, reason))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(StorageError::io("read", &path, e)),
+        None => Ok(Vec::new()),
     }
 }
 

@@ -64,7 +64,10 @@ pub fn free_port() -> u16 {
 /// A command for the binary whose stderr goes to `stderr_path`; the child
 /// gets SIGKILL if the test thread that spawned it dies first.
 pub fn command(stderr_path: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    // PAIRDB_TEST_NODE_BIN runs the tests (or a fixture generator) against
+    // another build, e.g. an earlier release.
+    let bin = std::env::var("PAIRDB_TEST_NODE_BIN").unwrap_or_else(|_| BIN.to_string());
+    let mut cmd = Command::new(bin);
     let stderr = File::create(stderr_path).expect("create stderr log file");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -91,7 +91,7 @@ pub(crate) async fn merge(
 pub(crate) async fn remove_outputs(dir: &Path, tables: &[TableMeta]) {
     for t in tables {
         let path = dir.join(table_file_name(t.file_no));
-        if let Err(e) = glommio::io::remove(&path).await {
+        if let Err(e) = crate::storage::disk::remove(&path).await {
             tracing::warn!(file = %path.display(), error = %e, "cannot remove an uninstalled compaction output");
         }
     }

@@ -19,6 +19,8 @@ pub(crate) struct ShardCounters {
     pub replica_puts_past_bounds: Cell<u64>,
     pub flushes: Cell<u64>,
     pub flush_bytes: Cell<u64>,
+    /// Flush attempts that failed (each is retried).
+    pub flush_failures: Cell<u64>,
     /// Writes that waited at a stop threshold, and the time they waited.
     pub write_stalls: Cell<u64>,
     pub write_stall_micros: Cell<u64>,

@@ -38,6 +38,7 @@ impl Shard {
             let result = self.flusher.job(self.flush_one(&imm)).await;
             self.progress.notify();
             if let Err(e) = result {
+                ShardCounters::bump(&self.counters.flush_failures);
                 tracing::error!(shard = self.id, error = %e, "flush failed; retrying in 1 s");
                 if !wakeups.next_or_after(FLUSH_RETRY).await {
                     return;
@@ -48,21 +49,28 @@ impl Shard {
 
     /// Writes `imm` as a table, records it in the manifest, installs it,
     /// then deletes the WAL segments it covered.
+    #[allow(clippy::await_holding_refcell_ref)] // see the memtable borrow below
     async fn flush_one(&self, imm: &Rc<Immutable>) -> Result<(), EngineError> {
         let started = Instant::now();
         let wal_from = imm.wal_from().await?;
+        imm.writes_done().await;
         let file_no = self.tree.allocate_file_no();
         let staged = async {
-            if imm.mem.is_empty() {
+            if imm.mem().is_empty() {
                 return Ok(None);
             }
-            let meta = Table::write(
-                &self.dir,
-                file_no,
-                imm.mem.iter(),
-                self.config.sstable_block_bytes,
-            )
-            .await?;
+            // Held across the writes: after `writes_done` nothing borrows
+            // the memtable mutably (see `Immutable::apply_late`).
+            let meta = {
+                let mem = imm.mem();
+                Table::write(
+                    &self.dir,
+                    file_no,
+                    mem.iter(),
+                    self.config.sstable_block_bytes,
+                )
+                .await?
+            };
             Ok::<_, EngineError>(Some(Rc::new(Table::open(&self.dir, meta).await?)))
         };
         let table = match staged.await {
@@ -71,15 +79,16 @@ impl Shard {
                 // No manifest names this file yet: do not leave it behind
                 // (a retry takes a new number).
                 let path = self.dir.join(manifest::table_file_name(file_no));
-                let _ = glommio::io::remove(&path).await;
+                let _ = crate::storage::disk::remove(&path).await;
                 return Err(e);
             }
         };
         // Cached table versions of these keys are about to be incomplete;
         // no read refills them while `imm` waits for flush (see `cache_fill`).
         if !self.cache.borrow().is_empty() {
-            for (key, _) in imm.mem.iter() {
-                self.cache.borrow_mut().remove(key);
+            let keys: Vec<bytes::Bytes> = imm.mem().iter().map(|(k, _)| k.clone()).collect();
+            for key in keys {
+                self.cache.borrow_mut().remove(&key);
                 glommio::yield_if_needed().await;
             }
         }
@@ -117,11 +126,8 @@ impl Shard {
         let from = self.wal_segments_from.get();
         for no in from..floor {
             let path = self.dir.join(segment_file_name(no));
-            if let Err(e) = glommio::io::remove(&path).await {
-                let e = std::io::Error::from(e);
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove an obsolete WAL segment");
-                }
+            if let Err(e) = crate::storage::disk::remove(&path).await {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove an obsolete WAL segment");
             }
         }
         self.wal_segments_from.set(from.max(floor));

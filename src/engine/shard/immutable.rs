@@ -8,11 +8,20 @@
 
 use crate::engine::memtable::Memtable;
 use crate::engine::EngineError;
+use crate::model::Version;
+use bytes::Bytes;
 use futures_channel::oneshot;
-use std::cell::{Cell, RefCell};
+use glommio::sync::Gate;
+use std::cell::{Cell, Ref, RefCell};
+use std::rc::Rc;
 
 pub(crate) struct Immutable {
-    pub(super) mem: Memtable,
+    /// Written only by puts of its generation that were queued before the
+    /// rotation and became durable after it (see `pending`); the gate
+    /// says when none is left.
+    mem: RefCell<Memtable>,
+    generation: u64,
+    gate: Option<Rc<Gate>>,
     /// Resolved by the WAL committer when it switches segments.
     wal_from_pending: RefCell<Option<oneshot::Receiver<u64>>>,
     /// Known segment number (after start-up replay, or once resolved).
@@ -21,9 +30,16 @@ pub(crate) struct Immutable {
 
 impl Immutable {
     /// A memtable rotated out while the WAL switches segments.
-    pub(super) fn rotated(mem: Memtable, wal_from: oneshot::Receiver<u64>) -> Self {
+    pub(super) fn rotated(
+        mem: Memtable,
+        wal_from: oneshot::Receiver<u64>,
+        generation: u64,
+        gate: Rc<Gate>,
+    ) -> Self {
         Self {
-            mem,
+            mem: RefCell::new(mem),
+            generation,
+            gate: Some(gate),
             wal_from_pending: RefCell::new(Some(wal_from)),
             wal_from_known: Cell::new(None),
         }
@@ -32,7 +48,9 @@ impl Immutable {
     /// A memtable rebuilt by start-up replay from segments below `wal_from`.
     pub(super) fn replayed(mem: Memtable, wal_from: u64) -> Self {
         Self {
-            mem,
+            mem: RefCell::new(mem),
+            generation: u64::MAX,
+            gate: None,
             wal_from_pending: RefCell::new(None),
             wal_from_known: Cell::new(Some(wal_from)),
         }
@@ -40,6 +58,29 @@ impl Immutable {
 
     /// The first WAL segment holding records newer than this memtable,
     /// waiting for the WAL writer to switch segments if it has not yet.
+    /// The memtable (borrowed for reading; no await may hold it while
+    /// puts of this generation are pending).
+    pub(super) fn mem(&self) -> Ref<'_, Memtable> {
+        self.mem.borrow()
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Adds a version that became durable after the rotation.
+    pub(super) fn apply_late(&self, key: &Bytes, version: Version) {
+        self.mem.borrow_mut().apply(key, version);
+    }
+
+    /// Waits until no put of this generation is pending: from then on the
+    /// memtable does not change.
+    pub(super) async fn writes_done(&self) {
+        if let Some(gate) = &self.gate {
+            let _ = gate.close().await;
+        }
+    }
+
     pub(super) async fn wal_from(&self) -> Result<u64, EngineError> {
         if let Some(n) = self.wal_from_known.get() {
             return Ok(n);

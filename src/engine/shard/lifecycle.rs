@@ -19,7 +19,7 @@
 //! tables); a halted one replays its WAL.
 
 use super::immutable::Immutable;
-use super::table_files::{remove_if_present, remove_unlisted_tables, Graveyard};
+use super::table_files::{remove_unlisted_tables, Graveyard};
 use super::tree::Tree;
 use super::version::TreeVersion;
 use super::worker::Worker;
@@ -30,6 +30,7 @@ use crate::engine::memtable::Memtable;
 use crate::engine::table::Table;
 use crate::engine::EngineError;
 use crate::model::KeyBounds;
+use crate::storage::disk;
 use crate::storage::manifest;
 use crate::storage::wal::replay;
 use crate::storage::wal::writer::{WalStart, WalWriter};
@@ -65,14 +66,14 @@ impl Shard {
     ) -> Result<Rc<Self>, EngineError> {
         crate::storage::sentinel::touch(dir).await?;
         let manifest = manifest::load(dir, id as u32)?;
-        remove_unlisted_tables(dir, &manifest)?;
+        remove_unlisted_tables(dir, &manifest).await?;
         let mut tables = Vec::with_capacity(manifest.tables.len());
         for meta in &manifest.tables {
             tables.push(Rc::new(Table::open(dir, meta.clone()).await?));
         }
         for (no, path) in replay::list_segments(dir)? {
             if no < manifest.wal_min_segment {
-                remove_if_present(&path)?;
+                disk::remove(&path).await?;
             }
         }
         let mut memtable = Memtable::new();
@@ -84,7 +85,7 @@ impl Shard {
             // Nothing to replay: the segments (empty, or a prepared spare)
             // are obsolete; without this every restart would leave two.
             for (_, path) in replay::list_segments(dir)? {
-                remove_if_present(&path)?;
+                disk::remove(&path).await?;
             }
         }
         let next_segment_no = recovery.next_segment_no.max(manifest.wal_min_segment);
@@ -119,6 +120,7 @@ impl Shard {
             tree: Tree::new(version),
             wal,
             wal_bytes_at_rotation: Cell::new(0),
+            pending: super::pending::Pending::new(),
             cache: RefCell::new(AdaptiveCache::new(cache_bytes)),
             flusher,
             compactor,
@@ -148,7 +150,7 @@ impl Shard {
     /// and a restart replays nothing.
     pub(crate) async fn close(&self) -> Result<(), EngineError> {
         self.stop_compaction().await;
-        let flushed = self.flush(Duration::from_secs(60)).await;
+        let flushed = self.flush_until(Duration::from_secs(60), true).await;
         self.flusher.stop().await;
         let closed = self.wal.close().await;
         flushed.and(closed.map_err(EngineError::from))
@@ -175,11 +177,31 @@ impl Shard {
     /// Makes the memtable immutable and waits (up to `max`) until every
     /// memtable waiting for flush is a table.
     pub(crate) async fn flush(&self, max: Duration) -> Result<(), EngineError> {
+        self.flush_until(max, false).await
+    }
+
+    /// [`Shard::flush`]; with `give_up_on_failure` (shutdown), stops
+    /// waiting at the first failed flush (a full disk, a failed WAL): what
+    /// is not flushed stays in the WAL, which the next start replays.
+    async fn flush_until(
+        &self,
+        max: Duration,
+        give_up_on_failure: bool,
+    ) -> Result<(), EngineError> {
+        let failures = self.counters.flush_failures.get();
         if !self.tree.active().is_empty() {
             self.rotate_memtable();
         }
         let deadline = Instant::now() + max;
         while !self.tree.current().immutables().is_empty() || self.flusher.busy() {
+            if give_up_on_failure && self.counters.flush_failures.get() != failures {
+                return Err(EngineError::Internal {
+                    what: format!(
+                        "shard {}: flush failed; what is not flushed stays in the WAL",
+                        self.id
+                    ),
+                });
+            }
             let now = Instant::now();
             if now >= deadline || self.flusher.stopping() {
                 return Err(EngineError::Internal {

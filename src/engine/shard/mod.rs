@@ -47,6 +47,7 @@ mod flow;
 mod flush;
 mod immutable;
 mod lifecycle;
+mod pending;
 mod read;
 pub(crate) mod scan;
 mod signal;
@@ -107,6 +108,8 @@ pub(crate) struct Shard {
     /// Told of every version stored, once durable (live forwarding of
     /// streamed ranges).
     observer: RefCell<Option<Rc<dyn PutObserver>>>,
+    /// Versions queued in the WAL, not yet durable (not yet readable).
+    pending: pending::Pending,
 }
 
 /// Learns of each version a put stored, after it is durable, on the

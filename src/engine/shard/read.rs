@@ -60,7 +60,7 @@ impl Shard {
         if current
             .immutables()
             .iter()
-            .any(|i| i.mem.get(key).is_some())
+            .any(|i| i.mem().get(key).is_some())
         {
             return;
         }
@@ -88,7 +88,7 @@ impl Shard {
     pub(super) fn reconcile(&self, key: &[u8], read: TableRead) -> VersionSet {
         let mut set = VersionSet::from_reconciled(read.versions);
         let mut apply = |imm: &Immutable| {
-            if let Some(s) = imm.mem.get(key) {
+            if let Some(s) = imm.mem().get(key) {
                 for v in s.versions() {
                     set.apply(v.clone());
                 }

@@ -108,7 +108,8 @@ impl Shard {
         let mut mem_cap: Option<Bytes> = None;
         {
             let active = self.tree.active();
-            let mems = std::iter::once(&*active).chain(version.immutables().iter().map(|i| &i.mem));
+            let imms: Vec<_> = version.immutables().iter().map(|i| i.mem()).collect();
+            let mems = std::iter::once(&*active).chain(imms.iter().map(|m| &**m));
             for mem in mems {
                 let (list, more) = memtable_slice(mem, start, end, examined_max);
                 if more {

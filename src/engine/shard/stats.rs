@@ -48,7 +48,7 @@ impl Shard {
             immutable_bytes: version
                 .immutables()
                 .iter()
-                .map(|i| i.mem.bytes() as u64)
+                .map(|i| i.mem().bytes() as u64)
                 .sum(),
             sstables: version.tables().count() as u64,
             sstable_bytes: version.tables().map(|t| t.file_bytes()).sum(),

@@ -8,6 +8,7 @@
 
 use crate::engine::table::Table;
 use crate::engine::EngineError;
+use crate::storage::disk;
 use crate::storage::manifest::Manifest;
 use std::cell::RefCell;
 use std::path::Path;
@@ -40,34 +41,21 @@ impl Graveyard {
         for t in ready {
             let path = t.path().to_path_buf();
             drop(t);
-            if let Err(e) = glommio::io::remove(&path).await {
+            if let Err(e) = disk::remove(&path).await {
                 tracing::warn!(file = %path.display(), error = %e, "cannot remove a compacted table");
             }
         }
     }
 }
 
-/// Removes a file start-up found obsolete; one already gone (removed by a
-/// task of a shard closed a moment ago, in tests that reopen in-process) is
-/// what was wanted.
-pub(super) fn remove_if_present(path: &Path) -> Result<(), EngineError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(EngineError::io(path, "remove", e))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Deletes `sst-*.sst` files the manifest does not list (a flush that
-/// crashed before its manifest edit). Start-up only: it lists the directory
-/// with blocking calls before the shard serves.
-pub(super) fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<(), EngineError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, "list", e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| EngineError::io(dir, "list", e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+/// crashed before its manifest edit). Start-up only, before the shard
+/// serves.
+pub(super) async fn remove_unlisted_tables(
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<(), EngineError> {
+    for name in disk::list_dir(dir)? {
         let file_no = name
             .strip_prefix("sst-")
             .and_then(|n| n.strip_suffix(".sst"))
@@ -78,7 +66,7 @@ pub(super) fn remove_unlisted_tables(dir: &Path, manifest: &Manifest) -> Result<
                     file = name,
                     "removing an SSTable no manifest lists (an unfinished flush or compaction, or a table a compaction replaced)"
                 );
-                remove_if_present(&entry.path())?;
+                disk::remove(&dir.join(&name)).await?;
             }
         }
     }

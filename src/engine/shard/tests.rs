@@ -4,7 +4,9 @@ use super::*;
 use crate::engine::{EngineError, PutClock, ShardOp, ShardReply};
 use crate::model::VersionSet;
 use crate::model::{KeyRef, VectorClock};
+use crate::storage::disk::sim::{self, Fault, Op, SimDisk};
 use bytes::Bytes;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Runs `f` on a fresh glommio executor (io_uring) with a temp directory
@@ -19,6 +21,27 @@ where
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(256 * 1024)
         .spawn(move || f(path))
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Runs `f` on a fresh glommio executor whose storage I/O goes to a
+/// simulated disk (see `storage::disk::sim`), with a shard folder on it.
+pub(crate) fn with_sim_executor<F, Fut>(seed: u64, f: F)
+where
+    F: FnOnce(Rc<SimDisk>, std::path::PathBuf) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 * 1024)
+        .spawn(move || async move {
+            let sim = SimDisk::new(seed);
+            let _installed = sim::install(Rc::clone(&sim));
+            let dir = std::path::PathBuf::from("/sim/shard-000");
+            crate::storage::disk::create_dir_all(&dir).unwrap();
+            f(sim, dir).await;
+        })
         .unwrap()
         .join()
         .unwrap();
@@ -582,7 +605,7 @@ fn l0_past_the_stop_threshold_answers_memory_pressure() {
 /// one, or the old one if the rename did not reach the disk) opens with
 /// every value.
 fn manifest_sync_failure_during_compaction(old_manifest_comes_back: bool) {
-    with_executor(move |dir| async move {
+    with_sim_executor(5, move |sim, dir| async move {
         let config = compacting_config(); // L0 trigger 2
         let key = |i: usize| KeyRef::new("t", &format!("k{i:03}"));
         let old_manifest;
@@ -590,7 +613,7 @@ fn manifest_sync_failure_during_compaction(old_manifest_comes_back: bool) {
             let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
             // Two flushes store the manifest twice; the compaction they
             // trigger is the third store, and its directory sync fails.
-            crate::storage::manifest::failpoint::fail_dir_syncs(2, 3);
+            sim.fail(Some(Op::SyncRename), 2, 3, Fault::Errno(libc::EIO));
             for round in 0..2 {
                 for i in 0..50 {
                     let v: &'static str = if round == 0 { "a" } else { "b" };
@@ -599,13 +622,13 @@ fn manifest_sync_failure_during_compaction(old_manifest_comes_back: bool) {
                 shard.flush(Duration::from_secs(10)).await.unwrap();
             }
             // No await since the flush: the compaction has not stored yet.
-            old_manifest = std::fs::read(dir.join("MANIFEST")).unwrap();
+            old_manifest = sim.contents(&dir.join("MANIFEST")).unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while shard.stats().compaction.failures == 0 {
                 assert!(std::time::Instant::now() < deadline, "no failed compaction");
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
-            crate::storage::manifest::failpoint::fail_dir_syncs(0, 0);
+            sim.clear_faults();
             assert!(shard.stats().levels[1].tables > 0, "the edit is installed");
             for i in 0..50 {
                 let versions = get(&shard, &key(i)).await;
@@ -617,7 +640,7 @@ fn manifest_sync_failure_during_compaction(old_manifest_comes_back: bool) {
             shard.halt().await;
         }
         if old_manifest_comes_back {
-            std::fs::write(dir.join("MANIFEST"), &old_manifest).unwrap();
+            sim.set_contents(&dir.join("MANIFEST"), old_manifest);
         }
         let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
         shard.check_levels().unwrap();
@@ -877,5 +900,32 @@ fn cleanup_drops_exactly_the_keys_of_its_ranges_and_survives_a_restart() {
         drop(shard);
         let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
         check(Rc::clone(&shard)).await;
+    });
+}
+
+/// A put whose WAL commit fails is answered with the error and never read,
+/// on the running shard; what was there before stays readable.
+#[test]
+fn a_version_whose_wal_commit_failed_is_never_read() {
+    with_sim_executor(7, |sim, dir| async move {
+        let config = StorageConfig {
+            wal_segment_bytes_max: 256 * 1024,
+            ..StorageConfig::default()
+        };
+        let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+        let key = KeyRef::new("t", "k");
+        let reply = shard.execute(put(&key, Some("old"), PutClock::Blind)).await;
+        assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
+        sim.fail(Some(Op::Sync), 0, 1, Fault::Errno(libc::EIO));
+        let reply = shard.execute(put(&key, Some("new"), PutClock::Blind)).await;
+        assert!(matches!(reply, ShardReply::Failed(_)), "{reply:?}");
+        let versions = get(&shard, &key).await;
+        assert_eq!(versions.len(), 1, "{versions:?}");
+        assert_eq!(
+            versions.visible().unwrap().value.as_deref(),
+            Some(&b"old"[..])
+        );
+        assert_eq!(shard.pending.len(), 0, "nothing is left pending");
+        shard.halt().await;
     });
 }

@@ -4,13 +4,16 @@
 //! Owns [`Shard::put`], the per-key bound check, and deciding when the
 //! active memtable becomes immutable. Order of a put: WAL room, flow
 //! control ([`super::flow`]), the key's versions from the tables (async),
-//! then in one synchronous step: merge with the memtables, decide (stale,
-//! or the stamp of a blind write), check the bounds, queue the WAL record,
-//! apply to the memtable; answer when the record is durable. Invariants:
-//! log order is apply order; a refused put changes nothing; a record the
-//! WAL cannot encode never reaches the memtable; a put that changes
-//! nothing still waits for the WAL to be durable up to that point, so a
-//! retried write is never acknowledged before its original is on disk.
+//! then in one synchronous step: merge with the memtables and the pending
+//! versions, decide (stale, or the stamp of a blind write), check the
+//! bounds, queue the WAL record and record the version as pending
+//! ([`super::pending`]); once the record is durable, move the version into
+//! the memtable of its generation and answer. Invariants: log order is
+//! decision order; a refused put changes nothing; a version is readable
+//! only once durable, and one whose WAL commit failed is never readable; a
+//! put that changes nothing still waits for the WAL to be durable up to
+//! that point, so a retried write is never acknowledged before its original
+//! is on disk.
 
 use super::immutable::Immutable;
 use super::{now_unix_ms, Shard, ShardCounters};
@@ -38,6 +41,7 @@ impl Shard {
         // closed during the awaits above: check again before changing anything.
         self.wal.check_room(0)?;
         let mut full = self.reconcile(&key, from_tables);
+        self.pending.overlay(&key, &mut full);
         let (kind, clock) = match (origin, clock) {
             (PutOrigin::Replica, PutClock::Given(c)) => (PutKind::Replica, c),
             (PutOrigin::Client, PutClock::Given(c)) => {
@@ -67,33 +71,41 @@ impl Shard {
             value,
         };
         let mut forward = None;
+        let mut pending = None;
         let (stored, ticket, merged) = match full.apply(version.clone()) {
             ApplyOutcome::Stale => (false, self.wal.barrier(), full.merged_clock()),
             ApplyOutcome::Stored { .. } => {
                 let merged = full.merged_clock();
                 self.check_bounds(&key, &full, &merged, kind)?;
                 // Queued first: a record the WAL cannot encode is refused
-                // here, before the memtable (and so any reader) sees it.
+                // here, before anything changes.
                 let ticket = self.wal.submit(Record::Put {
                     key: key.clone(),
                     version: version.clone(),
                 })?;
+                pending = Some(self.pending.add(&key, version));
                 forward = self
                     .observer
                     .borrow()
                     .as_ref()
                     .filter(|o| o.wants())
-                    .map(|o| (Rc::clone(o), version.clone()));
-                self.tree.active_mut().apply(&key, version);
+                    .map(Rc::clone);
                 (true, ticket, merged)
             }
         };
+        let durable = ticket.wait().await;
+        // Taken whatever the outcome: a failed version is dropped unread.
+        let version = pending.as_ref().and_then(|p| self.pending.take(p));
+        durable?;
+        if let (Some(p), Some(version)) = (&pending, version) {
+            if let Some(observer) = forward {
+                observer.stored(&key, &version);
+            }
+            self.install_durable(&key, p.generation, version);
+        }
+        drop(pending);
         if stored && self.memtable_due() {
             self.rotate_memtable_if_room();
-        }
-        ticket.wait().await?;
-        if let Some((observer, version)) = forward {
-            observer.stored(&key, &version);
         }
         Ok(ShardReply::Put {
             stored,
@@ -180,13 +192,45 @@ impl Shard {
         }
     }
 
+    /// Puts a durable version into the memtable of `generation`: the
+    /// active one, or the immutable one it became (whose flush waits for
+    /// this put, see [`super::pending`]).
+    fn install_durable(&self, key: &Bytes, generation: u64, version: Version) {
+        if generation == self.pending.generation() {
+            self.tree.active_mut().apply(key, version);
+            return;
+        }
+        let current = self.tree.current();
+        match current
+            .immutables()
+            .iter()
+            .find(|i| i.generation() == generation)
+        {
+            Some(imm) => imm.apply_late(key, version),
+            // Unreachable while the flush waits for the generation's gate;
+            // the newest memtable keeps the version readable regardless
+            // (its WAL record is still covered: its segment is not
+            // obsolete before that flush).
+            None => {
+                tracing::error!(
+                    shard = self.id,
+                    generation,
+                    "memtable generation already flushed"
+                );
+                self.tree.active_mut().apply(key, version);
+            }
+        }
+    }
+
     /// Makes the memtable immutable and starts a fresh one and a fresh WAL
     /// segment, in one synchronous step.
     pub(super) fn rotate_memtable(&self) {
         let wal_from = self.wal.rotate();
         self.wal_bytes_at_rotation.set(self.wal.submitted_bytes());
+        let generation = self.pending.generation();
+        let gate = self.pending.rotate();
         let mem = std::mem::take(&mut *self.tree.active_mut());
-        let imm = Rc::new(Immutable::rotated(mem, wal_from));
+        let imm = Rc::new(Immutable::rotated(mem, wal_from, generation, gate));
         self.tree.install(self.tree.current().rotated(imm));
         self.flusher.wake();
     }

@@ -13,10 +13,10 @@
 
 use super::EngineError;
 use crate::model::{Version, VersionSet};
+use crate::storage::disk::{DiskFile, Mode};
 use crate::storage::manifest::{table_file_name, TableMeta};
 use crate::storage::sstable::{self, Filter, Footer, Index, SstError};
 use bytes::Bytes;
-use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -31,7 +31,7 @@ pub(crate) struct Table {
     /// the table was at open, so only [`Table::meta_at`] hands it out.
     meta: TableMeta,
     path: PathBuf,
-    file: Rc<DmaFile>,
+    file: Rc<DiskFile>,
     index: Index,
     filter: Filter,
 }
@@ -49,15 +49,12 @@ pub(crate) fn sst_error(path: &Path, e: SstError) -> EngineError {
 }
 
 pub(crate) async fn read_exact(
-    file: &DmaFile,
+    file: &DiskFile,
     path: &Path,
     pos: u64,
     len: usize,
 ) -> Result<Vec<u8>, EngineError> {
-    let got = file
-        .read_at(pos, len)
-        .await
-        .map_err(|e| EngineError::io_or_disk_full(path, "read", e))?;
+    let got = file.read_at(pos, len).await?;
     if got.len() != len {
         return Err(EngineError::Corrupted {
             what: format!(
@@ -95,15 +92,8 @@ impl Table {
     /// and verified now and kept in memory.
     pub(crate) async fn open(dir: &Path, meta: TableMeta) -> Result<Self, EngineError> {
         let path = dir.join(table_file_name(meta.file_no));
-        let file = OpenOptions::new()
-            .read(true)
-            .dma_open(&path)
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "open", e))?;
-        let len = file
-            .file_size()
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "stat", e))?;
+        let file = DiskFile::open(&path, Mode::Read).await?;
+        let len = file.size().await?;
         if len != meta.file_bytes || len < sstable::format::FOOTER_LEN as u64 {
             return Err(EngineError::Corrupted {
                 what: format!(

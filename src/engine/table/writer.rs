@@ -1,4 +1,5 @@
-//! Streaming creation of one SSTable file with glommio DMA writes.
+//! Streaming creation of one SSTable file with direct-I/O writes through
+//! the storage I/O seam.
 //!
 //! Owns the file while it is being written: entries go through the pure
 //! [`SstBuilder`], finished blocks are written as they accumulate (about
@@ -12,9 +13,10 @@
 use super::sst_error;
 use crate::engine::EngineError;
 use crate::model::Version;
+use crate::storage::disk::{self, DiskFile, Mode};
+use crate::storage::error::StorageError;
 use crate::storage::manifest::{table_file_name, TableMeta};
 use crate::storage::sstable::{self, SstBuilder};
-use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 
 /// Bytes written per DMA write while streaming a table out.
@@ -24,7 +26,7 @@ pub(crate) struct TableWriter {
     dir: PathBuf,
     path: PathBuf,
     file_no: u64,
-    file: Option<DmaFile>,
+    file: Option<DiskFile>,
     builder: Option<SstBuilder>,
     /// Bytes written to the file so far.
     pos: u64,
@@ -38,13 +40,7 @@ impl TableWriter {
         block_bytes_target: usize,
     ) -> Result<Self, EngineError> {
         let path = dir.join(table_file_name(file_no));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(&path)
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&path, "create", e))?;
+        let file = DiskFile::open(&path, Mode::Create).await?;
         Ok(Self {
             dir: dir.to_path_buf(),
             path,
@@ -119,20 +115,11 @@ impl TableWriter {
             });
         }
         self.pos = end;
-        file.fdatasync()
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&self.path, "sync", e))?;
+        file.fdatasync().await?;
         if let Some(file) = self.file.take() {
-            file.close()
-                .await
-                .map_err(|e| EngineError::io_or_disk_full(&self.path, "close", e))?;
+            file.close().await?;
         }
-        let d = glommio::io::Directory::open(&self.dir)
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&self.dir, "open", e))?;
-        d.sync()
-            .await
-            .map_err(|e| EngineError::io_or_disk_full(&self.dir, "sync", e))?;
+        disk::sync_dir(&self.dir).await?;
         Ok(TableMeta {
             level,
             file_no: self.file_no,
@@ -149,7 +136,7 @@ impl TableWriter {
         if let Some(file) = self.file.take() {
             let _ = file.close().await;
         }
-        if let Err(e) = glommio::io::remove(&self.path).await {
+        if let Err(e) = disk::remove(&self.path).await {
             tracing::warn!(file = %self.path.display(), error = %e, "cannot remove an unfinished table");
         }
     }
@@ -162,7 +149,7 @@ fn closed(path: &Path) -> EngineError {
 }
 
 async fn write_chunk(
-    file: &DmaFile,
+    file: &DiskFile,
     path: &Path,
     pos: u64,
     chunk: &[u8],
@@ -171,20 +158,16 @@ async fn write_chunk(
         return Ok(pos);
     }
     debug_assert_eq!(chunk.len() % sstable::ALIGN, 0);
-    let mut buf = file.alloc_dma_buffer(chunk.len());
+    let mut buf = file.alloc(chunk.len());
     buf.as_bytes_mut().copy_from_slice(chunk);
-    let written = file
-        .write_at(buf, pos)
-        .await
-        .map_err(|e| EngineError::io_or_disk_full(path, "write", e))?;
+    let written = file.write_at(buf, pos).await?;
     if written != chunk.len() {
-        return Err(EngineError::Internal {
-            what: format!(
-                "short write to {}: {written} of {} bytes",
-                path.display(),
-                chunk.len()
-            ),
-        });
+        return Err(StorageError::ShortWrite {
+            path: path.to_path_buf(),
+            written,
+            wanted: chunk.len() as u64,
+        }
+        .into());
     }
     Ok(pos + chunk.len() as u64)
 }

@@ -8,17 +8,26 @@
 //!
 //! A segment file is preallocated to its full size and may be recycled, so
 //! bytes past the last batch are zeros or old contents of an earlier segment.
-//! It is a 4096-byte segment header, then batches back to back (batches are
-//! not aligned; the writer rewrites the partial last 4096-byte block on each
-//! group commit, zero-padded after the batch end). Offsets in this module and
+//! It is a 4096-byte segment header, then batches. Offsets in this module and
 //! in [`super::scan`] are file offsets. All integers are big-endian.
+//!
+//! The format version says where batches lie ([`BatchLayout`]):
+//!
+//! | version | layout | written by |
+//! |---|---|---|
+//! | 1 | packed: each batch right after the previous one; the writer rewrote the partial last 4096-byte block on each group commit | earlier releases (still read) |
+//! | 2 | aligned: each batch starts on a 4096-byte boundary, zeros after it up to the next one; no written block is ever written again | this release |
+//!
+//! Version 2 exists because rewriting a block that holds acknowledged bytes
+//! relies on the device writing 4096 bytes atomically: a power cut in the
+//! middle of that rewrite could garble a batch that was already answered.
 //!
 //! ## Segment header (bytes 0 .. 4096)
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `PDBWAL\0\x01` ([`SEGMENT_MAGIC`]) |
-//! | 8 | 4 | format version ([`FORMAT_VERSION`] = 1) |
+//! | 8 | 4 | format version (1 or 2; [`FORMAT_VERSION`] = 2 is written) |
 //! | 12 | 4 | shard id |
 //! | 16 | 8 | segment number (monotonic per shard, never reused) |
 //! | 24 | 4 | crc32 of bytes 0 .. 24 |
@@ -27,7 +36,7 @@
 //! The padding must be zero, so every byte of the header is checked. Later
 //! format versions must keep bytes 0 .. 28 as they are.
 //!
-//! ## Batch (one per group commit, starting at offset 4096 or right after the previous batch)
+//! ## Batch (one per group commit, starting at offset 4096, then after the previous batch as the layout says)
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -91,8 +100,39 @@ use std::fmt;
 pub(crate) const SEGMENT_HEADER_LEN: usize = 4096;
 /// First 8 bytes of every segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDBWAL\0\x01";
-/// The only segment format this code reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The segment format this code writes.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest segment format this code reads.
+pub(crate) const FORMAT_VERSION_MIN: u32 = 1;
+/// The boundary version-2 batches start on.
+pub(crate) const BATCH_ALIGN: usize = 4096;
+
+/// Where a segment's batches lie, by its format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchLayout {
+    /// Version 1: back to back.
+    Packed,
+    /// Version 2: each on a [`BATCH_ALIGN`] boundary.
+    Aligned,
+}
+
+impl BatchLayout {
+    pub(crate) fn of_version(version: u32) -> Option<Self> {
+        match version {
+            1 => Some(BatchLayout::Packed),
+            2 => Some(BatchLayout::Aligned),
+            _ => None,
+        }
+    }
+
+    /// Where the batch after one ending at `end` starts.
+    pub(crate) fn next_start(self, end: usize) -> usize {
+        match self {
+            BatchLayout::Packed => end,
+            BatchLayout::Aligned => end.div_ceil(BATCH_ALIGN).saturating_mul(BATCH_ALIGN),
+        }
+    }
+}
 
 const SEG_MAGIC_AT: usize = 0;
 const SEG_VERSION_AT: usize = 8;
@@ -326,7 +366,7 @@ impl fmt::Display for WalFormatError {
             ),
             E::UnsupportedFormatVersion(v) => write!(
                 f,
-                "unsupported WAL format version {v} (this build reads {FORMAT_VERSION})"
+                "unsupported WAL format version {v} (this build reads {FORMAT_VERSION_MIN} to {FORMAT_VERSION})"
             ),
             E::SegmentHeaderPadding { offset } => {
                 write!(f, "segment header padding is not zero at offset {offset}")
@@ -421,9 +461,18 @@ fn be_u64(buf: &[u8], at: usize) -> u64 {
 
 /// The 4096-byte header a segment file starts with.
 pub(crate) fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
+    encode_segment_header_version(id, FORMAT_VERSION)
+}
+
+/// [`encode_segment_header`] of a given format version (tests write the
+/// old ones).
+pub(crate) fn encode_segment_header_version(
+    id: SegmentId,
+    version: u32,
+) -> [u8; SEGMENT_HEADER_LEN] {
     let mut out = [0u8; SEGMENT_HEADER_LEN];
     out[SEG_MAGIC_AT..SEG_VERSION_AT].copy_from_slice(&SEGMENT_MAGIC);
-    out[SEG_VERSION_AT..SEG_SHARD_AT].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    out[SEG_VERSION_AT..SEG_SHARD_AT].copy_from_slice(&version.to_be_bytes());
     out[SEG_SHARD_AT..SEG_NO_AT].copy_from_slice(&id.shard_id.to_be_bytes());
     out[SEG_NO_AT..SEG_CRC_AT].copy_from_slice(&id.segment_no.to_be_bytes());
     let crc = crc32fast::hash(&out[..SEG_CRC_AT]);
@@ -433,7 +482,15 @@ pub(crate) fn encode_segment_header(id: SegmentId) -> [u8; SEGMENT_HEADER_LEN] {
 
 /// Parses and fully verifies a segment header from the first
 /// [`SEGMENT_HEADER_LEN`] bytes of `buf` (which may be the whole file).
+#[cfg(test)]
 pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatError> {
+    parse_segment_header_layout(buf).map(|(id, _)| id)
+}
+
+/// [`parse_segment_header`], with the batch layout its version gives.
+pub(crate) fn parse_segment_header_layout(
+    buf: &[u8],
+) -> Result<(SegmentId, BatchLayout), WalFormatError> {
     // As a fixed-size array, the constant field ranges below are in range.
     let Some(h) = buf.first_chunk::<SEGMENT_HEADER_LEN>() else {
         return Err(WalFormatError::SegmentHeaderTruncated { have: buf.len() });
@@ -447,18 +504,19 @@ pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<SegmentId, WalFormatErr
         return Err(WalFormatError::SegmentHeaderChecksum { stored, computed });
     }
     let version = be_u32(h, SEG_VERSION_AT);
-    if version != FORMAT_VERSION {
+    let Some(layout) = BatchLayout::of_version(version) else {
         return Err(WalFormatError::UnsupportedFormatVersion(version));
-    }
+    };
     if let Some(i) = h[SEG_FIELDS_END..].iter().position(|&b| b != 0) {
         return Err(WalFormatError::SegmentHeaderPadding {
             offset: SEG_FIELDS_END + i,
         });
     }
-    Ok(SegmentId {
+    let id = SegmentId {
         shard_id: be_u32(h, SEG_SHARD_AT),
         segment_no: be_u64(h, SEG_NO_AT),
-    })
+    };
+    Ok((id, layout))
 }
 
 // ---------------------------------------------------------------------------
@@ -893,14 +951,19 @@ mod tests {
             parse_segment_header(&h),
             Err(WalFormatError::SegmentHeaderPadding { offset: 100 })
         );
+        // Both versions this build reads parse, with their layouts.
+        for (v, layout) in [(1, BatchLayout::Packed), (2, BatchLayout::Aligned)] {
+            let h = encode_segment_header_version(SEG, v);
+            assert_eq!(parse_segment_header_layout(&h), Ok((SEG, layout)));
+        }
         // A future version with a valid crc is refused by version.
         let mut h = encode_segment_header(SEG);
-        h[8..12].copy_from_slice(&2u32.to_be_bytes());
+        h[8..12].copy_from_slice(&3u32.to_be_bytes());
         let crc = crc32fast::hash(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(
             parse_segment_header(&h),
-            Err(WalFormatError::UnsupportedFormatVersion(2))
+            Err(WalFormatError::UnsupportedFormatVersion(3))
         );
     }
 

@@ -4,7 +4,9 @@
 //! checking each segment header, scanning its batches with the pure scanner
 //! and handing each record to the caller in log order. Invariants:
 //! - a torn tail (a partially written last batch) is logged and truncated
-//!   away, so the next start sees a clean segment;
+//!   away, so the next start sees a clean segment; so is the newest segment
+//!   when its header is damaged and no batch of it verifies (its creation
+//!   was cut short before any record could go to it);
 //! - corruption before a segment's tail stops start-up with the file and
 //!   offset named, unless `wal_replay_skip_corruption` is set, in which case
 //!   the rest of that segment is skipped and the loss is logged;
@@ -16,9 +18,9 @@ use super::scan::{self, TailState};
 use super::writer::parse_segment_file_name;
 use crate::config::StorageConfig;
 use crate::model::Version;
+use crate::storage::disk::{self, DiskFile, Mode};
 use crate::storage::error::StorageError;
 use bytes::Bytes;
-use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -43,26 +45,21 @@ fn corrupted(path: &Path, offset: u64, reason: impl std::fmt::Display) -> Storag
 /// The shard's segment files, in segment order.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io("list", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io("list", dir, e))?;
-        if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            out.push((no, entry.path()));
+    for name in disk::list_dir(dir)? {
+        if let Some(no) = parse_segment_file_name(&name) {
+            out.push((no, dir.join(name)));
         }
     }
     out.sort_by_key(|(no, _)| *no);
     Ok(out)
 }
 
-async fn read_all(file: &DmaFile, path: &Path, len: u64) -> Result<Vec<u8>, StorageError> {
+async fn read_all(file: &DiskFile, len: u64) -> Result<Vec<u8>, StorageError> {
     let mut data = Vec::with_capacity(len as usize);
     let mut pos = 0u64;
     while pos < len {
         let want = READ_CHUNK_BYTES.min((len - pos) as usize);
-        let chunk = file
-            .read_at(pos, want)
-            .await
-            .map_err(|e| StorageError::io("read", path, e))?;
+        let chunk = file.read_at(pos, want).await?;
         if chunk.is_empty() {
             break;
         }
@@ -84,36 +81,49 @@ pub(crate) async fn replay_dir(
     let segments = list_segments(dir)?;
     let mut summary = ReplaySummary::default();
     for (no, path) in &segments {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(path)
-            .await
-            .map_err(|e| StorageError::io("open", path, e))?;
-        let len = file
-            .file_size()
-            .await
-            .map_err(|e| StorageError::io("stat", path, e))?;
-        let data = read_all(&file, path, len).await?;
+        let file = DiskFile::open(path, Mode::ReadWrite).await?;
+        let len = file.size().await?;
+        let data = read_all(&file, len).await?;
         summary.bytes += data.len() as u64;
         summary.segments += 1;
         let Some(header) = data.first_chunk::<{ format::SEGMENT_HEADER_LEN }>() else {
             // A crash while the segment was being created: nothing in it was
             // ever acknowledged.
             tracing::warn!(file = %path.display(), bytes = data.len(), "WAL segment without a complete header: removed");
-            drop(file);
-            std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
+            file.close().await?;
+            disk::remove(path).await?;
             continue;
         };
         if header.iter().all(|b| *b == 0) {
             // A spare segment whose preparation never finished: its header is
             // written last, and no record goes to a segment before that.
             tracing::info!(file = %path.display(), "unfinished spare WAL segment: removed");
-            drop(file);
-            std::fs::remove_file(path).map_err(|e| StorageError::io("remove", path, e))?;
+            file.close().await?;
+            disk::remove(path).await?;
             continue;
         }
-        let header = format::parse_segment_header(header).map_err(|e| corrupted(path, 0, e))?;
+        let (header, layout) = match format::parse_segment_header_layout(header) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // The newest segment, whose header write the power cut: no
+                // record goes to a segment before its header is durable, so
+                // if no batch of it verifies anywhere, nothing in it was
+                // ever acknowledged.
+                let named = SegmentId {
+                    shard_id,
+                    segment_no: *no,
+                };
+                let newest = segments.last().is_some_and(|(last, _)| last == no);
+                if newest && !scan::holds_batch_of(&data, named) {
+                    tracing::warn!(file = %path.display(), error = %e,
+                        "newest WAL segment has a damaged header and no batch (its creation was cut short): removed");
+                    file.close().await?;
+                    disk::remove(path).await?;
+                    continue;
+                }
+                return Err(corrupted(path, 0, e));
+            }
+        };
         if header.segment_no != *no || header.shard_id != shard_id {
             return Err(corrupted(
                 path,
@@ -128,7 +138,13 @@ pub(crate) async fn replay_dir(
             shard_id,
             segment_no: *no,
         };
-        let outcome = scan::scan_segment(&data, id, format::SEGMENT_HEADER_LEN, summary.next_seq);
+        let outcome = scan::scan_segment_layout(
+            &data,
+            id,
+            layout,
+            format::SEGMENT_HEADER_LEN,
+            summary.next_seq,
+        );
         for batch in outcome.batches {
             let next_seq = batch.next_seq();
             for record in batch.records {
@@ -144,12 +160,8 @@ pub(crate) async fn replay_dir(
             TailState::Torn { offset, reason } => {
                 tracing::warn!(file = %path.display(), offset, %reason,
                     "WAL segment ends in a partially written batch (never acknowledged): truncated");
-                file.truncate(offset as u64)
-                    .await
-                    .map_err(|e| StorageError::io("truncate", path, e))?;
-                file.fdatasync()
-                    .await
-                    .map_err(|e| StorageError::io("sync", path, e))?;
+                file.truncate(offset as u64).await?;
+                file.fdatasync().await?;
             }
             TailState::Corrupt { offset, reason, .. } => {
                 if !config.wal_replay_skip_corruption {
@@ -166,9 +178,7 @@ pub(crate) async fn replay_dir(
                     "WAL corruption skipped by configuration: the rest of this segment is LOST");
             }
         }
-        file.close()
-            .await
-            .map_err(|e| StorageError::io("close", path, e))?;
+        file.close().await?;
     }
     summary.next_segment_no = segments.last().map_or(0, |(no, _)| no + 1);
     // (A removed spare's number is skipped too: numbers are never reused.)

@@ -8,7 +8,9 @@
 //! # The scan
 //!
 //! From `start_offset` (at least [`SEGMENT_HEADER_LEN`]) batches are decoded
-//! one after another. Each must name this segment ([`SegmentId`]: shard and
+//! one after another, each where the segment's [`BatchLayout`] puts it
+//! (right after the previous one in version 1, on the next 4096-byte
+//! boundary in version 2). Each must name this segment ([`SegmentId`]: shard and
 //! segment number) and continue the sequence: its `first_seq` equals the
 //! previous batch's `first_seq + record_count`; the first batch of the scan
 //! may start anywhere at or above `min_seq` (earlier segments may be gone, so
@@ -65,7 +67,7 @@
 //! after recovery rather than append to a replayed segment in place.
 
 use super::format::{
-    decode_payload, parse_batch_header, CleanEnd, Record, SegmentId, WalFormatError,
+    decode_payload, parse_batch_header, BatchLayout, CleanEnd, Record, SegmentId, WalFormatError,
     BATCH_HEADER_LEN, BATCH_MAGIC, SEGMENT_HEADER_LEN,
 };
 
@@ -168,11 +170,24 @@ pub(crate) fn scan_file(
 
 /// Scans the batches of `segment` in `data` (the whole segment file) from
 /// `start_offset` (raised to [`SEGMENT_HEADER_LEN`] if below it). The first
-/// batch must start at or above `min_seq`. The segment header itself is not
+/// batch must start at or above `min_seq`; batches are packed (format
+/// version 1). The segment header itself is not
 /// checked here (see [`scan_file`]).
+#[cfg(test)]
 pub(crate) fn scan_segment(
     data: &[u8],
     segment: SegmentId,
+    start_offset: usize,
+    min_seq: u64,
+) -> ScanOutcome {
+    scan_segment_layout(data, segment, BatchLayout::Packed, start_offset, min_seq)
+}
+
+/// [`scan_segment`] for a segment whose batches lie as `layout` says.
+pub(crate) fn scan_segment_layout(
+    data: &[u8],
+    segment: SegmentId,
+    layout: BatchLayout,
     start_offset: usize,
     min_seq: u64,
 ) -> ScanOutcome {
@@ -182,7 +197,7 @@ pub(crate) fn scan_segment(
     let stop = loop {
         match next_batch(data, pos, segment, next_seq, batches.is_empty()) {
             Ok(batch) => {
-                pos = batch.end();
+                pos = layout.next_start(batch.end());
                 next_seq = batch.next_seq();
                 batches.push(batch);
             }
@@ -282,6 +297,12 @@ fn next_batch(
         first_seq: header.first_seq,
         records,
     })
+}
+
+/// True when some batch header of `segment` verifies anywhere past the
+/// segment header: the segment was used (whatever its header says).
+pub(crate) fn holds_batch_of(data: &[u8], segment: SegmentId) -> bool {
+    find_later_batch(data, SEGMENT_HEADER_LEN, segment, 0).is_some()
 }
 
 /// Offset of the first batch header at or after `from` that verifies, names

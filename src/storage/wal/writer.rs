@@ -5,14 +5,15 @@
 //! log order is the apply order; they then await the returned ticket, which
 //! resolves once the record's batch is durable (sync mode `always`/`batch`) or
 //! at once (`periodic`). The committer takes every record queued so far,
-//! frames them as one batch encoded straight into the DMA buffer, writes the partial tail block plus the batch in
-//! one aligned DMA write, and fdatasyncs once: records that arrive meanwhile
-//! form the next batch.
+//! frames them as one batch encoded straight into the DMA buffer, writes it
+//! from the next 4096-byte boundary in one aligned DMA write (zeros up to
+//! the following boundary), and fdatasyncs once: records that arrive
+//! meanwhile form the next batch.
 //!
 //! Invariants:
-//! - batches are appended contiguously; the bytes after the last batch in the
-//!   written blocks are zero, and the last partial block is rewritten (never
-//!   appended to in place) by the next commit;
+//! - segments are written in format version 2: each batch starts on a block
+//!   boundary and no written block is ever written again, so a power cut
+//!   during a commit can damage only that commit's unacknowledged batch;
 //! - the queue is bounded by `wal_pending_bytes_max`; past it `submit` refuses
 //!   and the caller answers MEMORY_PRESSURE before changing anything;
 //! - after a failed write or sync the writer is poisoned: every later submit
@@ -20,9 +21,9 @@
 
 use super::format::{self, Record};
 use crate::config::{StorageConfig, WalSync};
+use crate::storage::disk::{self, DiskFile, Mode};
 use crate::storage::error::StorageError;
 use futures_channel::oneshot;
-use glommio::io::{DmaFile, OpenOptions};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -111,24 +112,11 @@ impl Ticket {
 
 /// The open segment, owned by the committer task.
 struct Segment {
-    file: DmaFile,
+    file: DiskFile,
     path: PathBuf,
     no: u64,
-    /// Logical end of the last batch.
+    /// Where the next batch goes: the block boundary after the last one.
     pos: u64,
-    /// Start of the block holding `pos` (a multiple of ALIGN).
-    aligned_start: u64,
-    /// Bytes from `aligned_start` to `pos`, rewritten by the next commit.
-    tail: Vec<u8>,
-}
-
-async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let d = glommio::io::Directory::open(dir)
-        .await
-        .map_err(|e| StorageError::io("open directory", dir, e))?;
-    d.sync()
-        .await
-        .map_err(|e| StorageError::io("sync directory", dir, e))
 }
 
 impl Segment {
@@ -143,26 +131,14 @@ impl Segment {
         prewrite: bool,
     ) -> Result<Self, StorageError> {
         let path = dir.join(segment_file_name(no));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(&path)
-            .await
-            .map_err(|e| StorageError::io("create WAL segment", &path, e))?;
-        file.pre_allocate(bytes_max, false)
-            .await
-            .map_err(|e| StorageError::io("preallocate WAL segment", &path, e))?;
+        let file = DiskFile::open(&path, Mode::Create).await?;
+        file.pre_allocate(bytes_max).await?;
         if prewrite {
             let mut pos = format::SEGMENT_HEADER_LEN as u64;
             while pos < bytes_max {
                 let len = PREWRITE_CHUNK_BYTES.min((bytes_max - pos) as usize);
-                let mut zeros = file.alloc_dma_buffer(len);
-                zeros.as_bytes_mut().fill(0);
-                file.write_at(zeros, pos)
-                    .await
-                    .map_err(|e| StorageError::io("prewrite WAL segment", &path, e))?;
+                let zeros = file.alloc(len);
+                file.write_at(zeros, pos).await?;
                 pos += len as u64;
                 glommio::yield_if_needed().await;
             }
@@ -171,66 +147,44 @@ impl Segment {
             shard_id,
             segment_no: no,
         });
-        let mut buf = file.alloc_dma_buffer(format::SEGMENT_HEADER_LEN);
+        let mut buf = file.alloc(format::SEGMENT_HEADER_LEN);
         buf.as_bytes_mut().copy_from_slice(&header);
-        file.write_at(buf, 0)
-            .await
-            .map_err(|e| StorageError::io("write WAL segment header", &path, e))?;
-        file.fdatasync()
-            .await
-            .map_err(|e| StorageError::io("sync WAL segment", &path, e))?;
-        sync_dir(dir).await?;
+        file.write_at(buf, 0).await?;
+        file.fdatasync().await?;
+        disk::sync_dir(dir).await?;
         let start = format::SEGMENT_HEADER_LEN as u64;
         Ok(Self {
             file,
             path,
             no,
             pos: start,
-            aligned_start: start,
-            tail: Vec::new(),
         })
     }
 
-    /// Writes the batch of `records` (`batch_len` bytes, as
-    /// [`format::checked_batch_len`] said) after the last one: one aligned
-    /// write of tail + batch, the batch encoded in place in the DMA buffer.
+    /// Writes the batch of `records` (`batch.len` bytes, as
+    /// [`format::checked_batch_len`] said) at the next block boundary: one
+    /// aligned write of the batch and zeros up to the following boundary,
+    /// the batch encoded in place in the buffer. No block written before is
+    /// written again.
     async fn append(
         &mut self,
         batch: BatchToWrite<'_>,
         stats: &WalStats,
     ) -> Result<(), StorageError> {
-        let len = self.tail.len() + batch.len;
-        let padded = (len as u64).div_ceil(ALIGN) * ALIGN;
-        let mut buf = self.file.alloc_dma_buffer(padded as usize);
+        let padded = (batch.len as u64).div_ceil(ALIGN) * ALIGN;
+        let mut buf = self.file.alloc(padded as usize);
         let bytes = buf.as_bytes_mut();
-        // The buffer holds `padded >= len` bytes: the old tail, the batch,
-        // then zeros up to the block boundary.
         let have = bytes.len();
-        let too_small =
-            || StorageError::Framing(format::WalFormatError::BufferTooSmall { need: len, have });
-        let (old_tail, rest) = bytes
-            .split_at_mut_checked(self.tail.len())
-            .ok_or_else(too_small)?;
-        let (dst, padding) = rest.split_at_mut_checked(batch.len).ok_or_else(too_small)?;
-        old_tail.copy_from_slice(&self.tail);
+        let dst = bytes.get_mut(..batch.len).ok_or(StorageError::Framing(
+            format::WalFormatError::BufferTooSmall {
+                need: batch.len,
+                have,
+            },
+        ))?;
         let encoded = format::encode_batch_into(dst, batch.segment, batch.first_seq, batch.records)
             .map_err(StorageError::Framing)?;
         debug_assert_eq!(encoded, batch.len);
-        padding.fill(0);
-        let end = self.pos + batch.len as u64;
-        let new_aligned = end / ALIGN * ALIGN;
-        // The bytes of the last, partial block: rewritten by the next commit.
-        // `new_aligned` lies in the bytes just written (`aligned_start` to
-        // `end`), so the range is in the buffer.
-        let new_tail = bytes
-            .get((new_aligned - self.aligned_start) as usize..len)
-            .ok_or_else(too_small)?
-            .to_vec();
-        let written = self
-            .file
-            .write_at(buf, self.aligned_start)
-            .await
-            .map_err(|e| StorageError::io("write WAL", &self.path, e))?;
+        let written = self.file.write_at(buf, self.pos).await?;
         if written as u64 != padded {
             return Err(StorageError::ShortWrite {
                 path: self.path.clone(),
@@ -239,19 +193,13 @@ impl Segment {
             });
         }
         add(&stats.bytes_written, padded);
-        self.tail = new_tail;
-        self.aligned_start = new_aligned;
-        self.pos = end;
-        debug_assert_eq!(self.aligned_start + self.tail.len() as u64, self.pos);
+        self.pos += padded;
         Ok(())
     }
 
     async fn sync(&self, stats: &WalStats) -> Result<(), StorageError> {
         let started = Instant::now();
-        self.file
-            .fdatasync()
-            .await
-            .map_err(|e| StorageError::io("fdatasync WAL", &self.path, e))?;
+        self.file.fdatasync().await?;
         let micros = started.elapsed().as_micros() as u64;
         add(&stats.fsyncs, 1);
         add(&stats.fsync_micros_total, micros);
