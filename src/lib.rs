@@ -14,7 +14,9 @@
 //! - [`runtime`] holds executors per core, start-up and shutdown;
 //! - [`client`] holds the node's own gRPC client for calls to other nodes
 //!   (and the admin tools): h2 and prost on glommio sockets;
-//! - [`telemetry`] holds logging; [`proto`] the generated wire types.
+//! - [`telemetry`] holds logging; [`proto`] the generated wire types;
+//! - `fuzzing` (with the `fuzzing` feature, and in tests) holds one fuzz
+//!   entry point per decoder of bytes from disk or the network.
 //!
 //! Layers only point down, with no cycles:
 //! `runtime` → `server` → `cluster` → `client` → `engine` → `storage` → `config` → `model`
@@ -33,6 +35,8 @@ pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod engine;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod model;
 pub mod proto;
 pub mod runtime;

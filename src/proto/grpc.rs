@@ -164,7 +164,9 @@ impl From<Bytes> for Frame {
 /// Parses a `grpc-timeout` header value: 1 to 8 ASCII digits and a unit
 /// (H, M, S, m, u, n). `None` for anything malformed.
 pub(crate) fn parse_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    // The unit is one byte: a value ending in a multi-byte character is
+    // malformed, not a split inside that character.
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -213,6 +215,7 @@ mod tests {
         assert_eq!(parse_timeout(""), None);
         assert_eq!(parse_timeout("5x"), None);
         assert_eq!(parse_timeout("-5S"), None);
+        assert_eq!(parse_timeout("5é"), None);
     }
 
     #[test]

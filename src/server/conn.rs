@@ -16,6 +16,7 @@
 
 use super::context::{ConnState, CoreContext};
 use super::handlers::{self, Answer};
+use crate::config::LimitsConfig;
 use crate::proto::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
@@ -39,13 +40,7 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
         tracing::debug!(?peer, error = %e, "set_nodelay failed");
     }
     let limits = &core.config.limits;
-    let mut builder = h2::server::Builder::new();
-    builder
-        .max_concurrent_streams(limits.h2_streams_max_per_connection)
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(8 << 20)
-        .max_header_list_size(64 << 10)
-        .max_send_buffer_size(1 << 20);
+    let builder = server_builder(limits);
     let handshake = async {
         match builder.handshake::<_, Bytes>(stream.compat()).await {
             Ok(c) => Some(c),
@@ -117,6 +112,18 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
             None => {}
         }
     }
+}
+
+/// The HTTP/2 settings of every server connection.
+pub(crate) fn server_builder(limits: &LimitsConfig) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.h2_streams_max_per_connection)
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_header_list_size(64 << 10)
+        .max_send_buffer_size(1 << 20);
+    builder
 }
 
 /// Runs one stream as its own task, so the connection keeps being polled.
@@ -322,7 +329,7 @@ async fn send_stream(
 
 /// Why a request is not a gRPC call this server answers: the HTTP status
 /// and a plain-text reason.
-struct HttpRefusal {
+pub(crate) struct HttpRefusal {
     status: http::StatusCode,
     reason: &'static str,
     /// A HEAD request: the answer carries no body.
@@ -332,7 +339,7 @@ struct HttpRefusal {
 /// gRPC calls are POSTs with a `application/grpc[+proto]` content type; the
 /// gRPC over HTTP/2 spec answers anything else with a plain HTTP status, so a
 /// non-gRPC client never reads a refusal as a success.
-fn check_grpc_request<B>(req: &Request<B>) -> Result<(), HttpRefusal> {
+pub(crate) fn check_grpc_request<B>(req: &Request<B>) -> Result<(), HttpRefusal> {
     if req.method() != http::Method::POST {
         return Err(HttpRefusal {
             status: http::StatusCode::METHOD_NOT_ALLOWED,
@@ -364,7 +371,7 @@ fn is_grpc_protobuf(content_type: &str) -> bool {
         || media.eq_ignore_ascii_case("application/grpc+proto")
 }
 
-fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
+pub(crate) fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: HttpRefusal) {
     let mut resp = Response::new(());
     *resp.status_mut() = refusal.status;
     let h = resp.headers_mut();
@@ -429,11 +436,24 @@ fn deadline_status() -> Status {
 
 /// Reads one unary request message within the size and in-flight budgets.
 async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes, Status> {
-    let max = core.config.limits.message_bytes_max;
+    let mut budget = None;
+    read_message_within(body, core.config.limits.message_bytes_max, |n| {
+        core.admit_bytes(&mut budget, n)
+    })
+    .await
+}
+
+/// Reads one unary request message of at most `max` bytes; `admit` is
+/// asked for each chunk's bytes before it is buffered (the core's in-flight
+/// budget) and refuses the request by answering false.
+pub(crate) async fn read_message_within(
+    body: &mut RecvStream,
+    max: usize,
+    mut admit: impl FnMut(usize) -> bool,
+) -> Result<Bytes, Status> {
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut have = 0usize;
     let mut announced: Option<usize> = None;
-    let mut budget = None;
     while let Some(chunk) = body.data().await {
         let chunk = chunk
             .map_err(|e| Status::new(Code::Cancelled, format!("request body not received: {e}")))?;
@@ -446,7 +466,7 @@ async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes
             }
             .into());
         }
-        if !core.admit_bytes(&mut budget, chunk.len()) {
+        if !admit(chunk.len()) {
             return Err(Status::new(
                 Code::Unavailable,
                 "this core is buffering too many request bytes; retry with backoff",
@@ -501,7 +521,7 @@ fn insert_status(h: &mut HeaderMap, code: Code, message: &str) {
 }
 
 /// A trailers-only response carrying a non-OK status.
-fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
+pub(crate) fn send_status(respond: &mut SendResponse<Bytes>, status: &Status) {
     if let Err(e) = respond.send_response(grpc_headers(Some(status)), true) {
         tracing::debug!(error = %e, "status not delivered");
     }

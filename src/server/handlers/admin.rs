@@ -25,7 +25,8 @@ const RANGES_MAX: usize = 65_536;
 /// How long a drain waits for the memtables to flush.
 const DRAIN_FLUSH_MAX: Duration = Duration::from_secs(120);
 
-fn ranges_of(wire: &[proto::StreamKeyRange]) -> Result<TokenRanges, String> {
+/// The token ranges of a digest or cleanup request, or why they are refused.
+pub(super) fn ranges_of(wire: &[proto::StreamKeyRange]) -> Result<TokenRanges, String> {
     if wire.is_empty() {
         return Err(
             "key_ranges must hold at least one range (start == end is the whole ring)".into(),

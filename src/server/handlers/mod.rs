@@ -17,9 +17,13 @@
 //! - [`streams`] answers StartStreaming, GetStreamStatus, StopStreaming,
 //!   NotifyStreamingComplete (range moves, source side);
 //! - [`admin`] answers DrainNode and the admin service (RangeDigest,
-//!   Cleanup, Undrain).
+//!   Cleanup, Undrain);
+//! - `checks` (tests and fuzzing only) applies each method's request checks
+//!   without a shard.
 
 mod admin;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod checks;
 mod data;
 mod health;
 mod peer;

@@ -9,6 +9,7 @@
 //! this node's sync setting.
 
 use super::{owner, CoreContext};
+use crate::config::LimitsConfig;
 use crate::engine::{ShardOp, ShardReply};
 use crate::model::{KeyRef, Version};
 use crate::proto;
@@ -23,12 +24,12 @@ fn refuse(code: proto::ErrorCode, message: String) -> proto::ApplyVersionsRespon
     }
 }
 
-fn entry(
-    core: &CoreContext,
+/// One entry of a batch as a key and version, or why it is refused.
+pub(super) fn entry(
+    limits: &LimitsConfig,
     i: usize,
     e: proto::KeyValueEntry,
 ) -> Result<(KeyRef, Version), Invalid> {
-    let limits = &core.config.limits;
     let at = |Invalid(m): Invalid| Invalid(format!("versions[{i}]: {m}"));
     let key = convert::key_ref(&e.tenant_id, &e.key, limits).map_err(at)?;
     convert::check_value(&e.value, limits).map_err(at)?;
@@ -69,7 +70,7 @@ pub(super) async fn apply_versions(
     let shards = core.router.shards();
     let mut per_shard: Vec<Vec<(KeyRef, Version)>> = (0..shards).map(|_| Vec::new()).collect();
     for (i, e) in req.versions.into_iter().enumerate() {
-        match entry(core, i, e) {
+        match entry(&core.config.limits, i, e) {
             Ok((key, v)) => {
                 if let Some(list) = per_shard.get_mut(owner(core, &key)) {
                     list.push((key, v));

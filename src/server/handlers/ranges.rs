@@ -12,6 +12,7 @@
 //! means to the tenant's last key.
 
 use super::CoreContext;
+use crate::config::LimitsConfig;
 use crate::engine::ops::ScanFilter;
 use crate::engine::shard::scan::ScanRange;
 use crate::engine::{ShardOp, ShardReply};
@@ -42,12 +43,11 @@ pub(super) struct Range {
 }
 
 pub(super) fn check_range(
-    core: &CoreContext,
+    limits: &LimitsConfig,
     tenant: &str,
     start: &str,
     end: &str,
 ) -> Result<Range, Status> {
-    let limits = &core.config.limits;
     let invalid = |m: String| Status::new(Code::InvalidArgument, m);
     if tenant.is_empty() {
         return Err(invalid("tenant_id: must not be empty".into()));
@@ -216,7 +216,7 @@ pub(super) fn stream_keys(
     req: proto::StreamKeysRequest,
 ) -> Result<KeyStream, Status> {
     let range = check_range(
-        core,
+        &core.config.limits,
         &req.tenant_id,
         &req.key_range_start,
         &req.key_range_end,
@@ -237,7 +237,7 @@ pub(super) async fn get_key_range(
     req: proto::KeyRangeRequest,
 ) -> Result<proto::KeyRangeResponse, Status> {
     let range = check_range(
-        core,
+        &core.config.limits,
         &req.tenant_id,
         &req.key_range_start,
         &req.key_range_end,

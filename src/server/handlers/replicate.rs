@@ -132,7 +132,7 @@ pub(super) async fn replicate(
     };
     let sent = if req.keys.is_empty() {
         let range = match check_range(
-            core,
+            &core.config.limits,
             &req.tenant_id,
             &req.key_range_start,
             &req.key_range_end,
