@@ -31,7 +31,7 @@ use bytes::Bytes;
 use common::*;
 use prost::Message;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -100,12 +100,10 @@ fn rss_bound() -> u64 {
     64 * MIB + CACHE_TOTAL + SHARDS * per_core
 }
 
-/// One scenario at a time (see the module doc).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// One scenario at a time (see the module doc). An async lock, held across
+/// the scenario's awaits (each test has its own runtime; the lock works
+/// across them).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -322,7 +320,7 @@ async fn assert_survived(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_times_the_admitted_streams() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (mut node, rss) = start_node().await;
     // 10x the requests the node admits at once (inflight x shards), as
     // full connections of h2_streams_max_per_connection streams each.
@@ -377,7 +375,7 @@ async fn ten_times_the_admitted_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_half_open_connections_cannot_lock_clients_out() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (mut node, rss) = start_node().await;
     let kinds = [
         HalfOpen::Silent,
@@ -560,7 +558,7 @@ async fn judge_stalled(response: h2::client::ResponseFuture) -> Result<Verdict, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_never_read_their_answers_cannot_hold_the_node() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (mut node, rss) = start_node().await;
     // Large values to read: 8 keys of 2 MiB.
     let keys = 8;
@@ -706,7 +704,7 @@ fn write_of_size(key: &str, value: Vec<u8>, size: usize) -> pb::WriteRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_at_the_size_limit_from_many_streams() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (mut node, rss) = start_node().await;
     let conns = 4;
     let per_conn = 3 * scale();
@@ -758,7 +756,7 @@ async fn messages_at_the_size_limit_from_many_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_tiny_requests() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (mut node, rss) = start_node().await;
     let flood = Duration::from_secs(env_u64("PAIRDB_OVERLOAD_FLOOD_S", 4));
     let conns = 8 * scale();

@@ -139,12 +139,12 @@ pub async fn watch_ending(tcp: &mut TcpStream, within: Duration) -> Ending {
     let deadline = Instant::now() + within;
     let mut seen = Ending::default();
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
+    let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, tcp.read(&mut chunk)).await {
             Err(_) => return seen,
-            Ok(Ok(0)) | Ok(Err(_)) => {
+            Ok(Ok(0) | Err(_)) => {
                 seen.closed = true;
                 return seen;
             }
