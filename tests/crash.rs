@@ -21,8 +21,13 @@
 //! What a read shows after a restart is recovered state, so it becomes the
 //! key's baseline for the next cycle. The cycles (5, or `PAIRDB_CRASH_CYCLES`)
 //! keep the keys and their state; a final round ends with SIGTERM (exit 0)
-//! instead and is checked the same way. The RNG seed is printed; set
-//! `PAIRDB_CRASH_SEED` to repeat a run's choices (timing still varies).
+//! instead and is checked the same way. `PAIRDB_CRASH_DURATION_S=N` bounds
+//! the run by time: no kill cycle starts once N seconds have passed since the
+//! test began (at least one always runs); without `PAIRDB_CRASH_CYCLES` the
+//! cycles then go on until that time, with it the run stops at whichever
+//! comes first. The final SIGTERM round follows either way. The RNG seed is
+//! printed; set `PAIRDB_CRASH_SEED` to repeat a run's choices (timing still
+//! varies).
 //!
 //! The second test runs the same cycles on a node configured to compact all
 //! the time (256 KiB memtables, L0 trigger 2, 1 MiB L1, compaction limited to
@@ -118,10 +123,21 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    let cycles = env_u64("PAIRDB_CRASH_CYCLES").unwrap_or(DEFAULT_CYCLES as u64) as usize;
-    println!(
-        "crash test: seed {seed} (PAIRDB_CRASH_SEED={seed} repeats it), {cycles} kill -9 cycles"
-    );
+    let duration = env_u64("PAIRDB_CRASH_DURATION_S").map(Duration::from_secs);
+    let cycles = match (env_u64("PAIRDB_CRASH_CYCLES"), duration) {
+        (Some(n), _) => n.max(1) as usize,
+        (None, Some(_)) => usize::MAX,
+        (None, None) => DEFAULT_CYCLES,
+    };
+    let budget = match duration {
+        Some(d) => format!(", until {d:?} have passed"),
+        None => String::new(),
+    };
+    let count = match cycles {
+        usize::MAX => "kill -9 cycles".to_string(),
+        n => format!("up to {n} kill -9 cycles"),
+    };
+    println!("crash test: seed {seed} (PAIRDB_CRASH_SEED={seed} repeats it), {count}{budget}");
     let mut rng = fastrand::Rng::with_seed(seed);
 
     let base = tempfile::Builder::new()
@@ -147,10 +163,16 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
     let mut total_checked = 0usize;
     let mut replay_seen = 0u64;
     let mut kills_during_compaction = 0usize;
-    for cycle in 1..=cycles + 1 {
-        let last = cycle == cycles + 1;
+    let mut kills = 0usize;
+    for cycle in 1.. {
+        // At least one kill; then no new one once the count or the
+        // duration is reached: the final round ends with SIGTERM.
+        let out_of_time = duration.is_some_and(|d| test_started.elapsed() >= d);
+        let last = kills >= cycles || (kills > 0 && out_of_time);
         let (label, signal) = if last {
             ("final SIGTERM round".to_string(), libc::SIGTERM)
+        } else if cycles == usize::MAX {
+            (format!("kill -9 cycle {cycle}"), libc::SIGKILL)
         } else {
             (format!("kill -9 cycle {cycle}/{cycles}"), libc::SIGKILL)
         };
@@ -185,6 +207,10 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
             "{label}: nothing checked"
         );
         total_checked += v.checked;
+        if last {
+            break;
+        }
+        kills += 1;
     }
 
     assert!(total_acks > 0 && total_checked > 0);
@@ -213,8 +239,8 @@ async fn run_cycles(config: Option<String>, expect_compaction: bool) {
         .expect("node exits after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status:?}\n{}", node.stderr());
     println!(
-        "crash test done in {:?}: seed {seed}, {total_acks} acknowledged writes, {total_checked} key \
-         checks, up to {replay_seen} WAL records replayed",
+        "crash test done in {:?}: seed {seed}, {kills} kill -9 cycles, {total_acks} acknowledged \
+         writes, {total_checked} key checks, up to {replay_seen} WAL records replayed",
         test_started.elapsed()
     );
 }

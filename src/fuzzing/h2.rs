@@ -72,11 +72,11 @@ pub(super) fn serve_input(data: &[u8]) -> usize {
 
 /// Answers one stream; 1 if its message reached the method checks.
 fn handle(req: Request<RecvStream>, mut respond: SendResponse<Bytes>, config: &Config) -> usize {
-    if let Err(refusal) = conn::check_grpc_request(&req) {
+    let (parts, mut body) = req.into_parts();
+    if let Err(refusal) = conn::check_grpc_request(&parts) {
         conn::send_http_refusal(&mut respond, refusal);
         return 0;
     }
-    let (parts, mut body) = req.into_parts();
     let timeout = parts.headers.get("grpc-timeout");
     if timeout.is_some_and(|v| v.to_str().ok().and_then(grpc::parse_timeout).is_none()) {
         let status = Status::new(Code::InvalidArgument, "malformed grpc-timeout header");

@@ -8,10 +8,10 @@
 
 use super::checksums::{put_crc, u32_at};
 use crate::storage::wal::format::{
-    decode_payload, encode_batch_into, parse_batch_header, parse_segment_header, Record, SegmentId,
-    BATCH_HEADER_LEN, BATCH_MAGIC, SEGMENT_HEADER_LEN,
+    decode_payload, encode_batch_into, parse_batch_header, parse_segment_header_layout,
+    BatchLayout, Record, SegmentId, BATCH_HEADER_LEN, BATCH_MAGIC, SEGMENT_HEADER_LEN,
 };
-use crate::storage::wal::scan::{scan_segment, TailState};
+use crate::storage::wal::scan::{scan_segment_layout, TailState};
 
 /// One batch at the start of `data`, as given and with its checksums
 /// recomputed.
@@ -50,26 +50,35 @@ pub fn wal_scan(data: &[u8]) {
 }
 
 fn check_scan(data: &[u8]) {
-    // Replay checks the header itself; scan whatever segment it names.
-    let segment = parse_segment_header(data).unwrap_or(SegmentId {
-        shard_id: u32_at(data, 12).unwrap_or(0),
-        segment_no: super::checksums::u64_at(data, 16).unwrap_or(0),
-    });
+    // Replay checks the header itself; scan whatever segment it names, in
+    // both layouts.
+    let (segment, _) = parse_segment_header_layout(data).unwrap_or((
+        SegmentId {
+            shard_id: u32_at(data, 12).unwrap_or(0),
+            segment_no: super::checksums::u64_at(data, 16).unwrap_or(0),
+        },
+        BatchLayout::Packed,
+    ));
     let min_seq = super::checksums::u64_at(data, SEGMENT_HEADER_LEN + 16).unwrap_or(0);
-    for min_seq in [0, min_seq] {
-        let out = scan_segment(data, segment, 0, min_seq);
+    for (min_seq, layout) in [
+        (0, BatchLayout::Packed),
+        (min_seq, BatchLayout::Packed),
+        (0, BatchLayout::Aligned),
+        (min_seq, BatchLayout::Aligned),
+    ] {
+        let out = scan_segment_layout(data, segment, layout, 0, min_seq);
         let mut pos = SEGMENT_HEADER_LEN;
         let mut seq = out.batches.first().map_or(min_seq, |b| b.first_seq);
         assert!(seq >= min_seq, "first batch below min_seq");
         for b in &out.batches {
-            assert_eq!(b.offset, pos, "batches are not contiguous");
+            assert_eq!(b.offset, pos, "batches are not where the layout puts them");
             assert_eq!(b.first_seq, seq, "sequence numbers are not contiguous");
             assert!(b.end() <= data.len(), "batch past the end of the data");
             check_reencode(segment, b.first_seq, &b.records, b.len);
-            pos = b.end();
+            pos = layout.next_start(b.end());
             seq = b.next_seq();
         }
-        assert_eq!(out.valid_end, pos, "valid_end is not the last batch's end");
+        assert_eq!(out.valid_end, pos, "valid_end is not after the last batch");
         assert_eq!(out.next_seq, seq, "next_seq");
         match out.tail {
             TailState::Clean(_) => {}

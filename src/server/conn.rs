@@ -12,9 +12,13 @@
 //! unary call holds its admission slot longer than
 //! `limits.request_body_timeout_ms` waiting for its body, nor longer than
 //! `limits.request_timeout_ms` (or the client's shorter `grpc-timeout`) in
-//! all, whether or not the client set a deadline.
+//! all, sending its answer included (a client that does not take it gets
+//! RST_STREAM(CANCEL)), whether or not the client set a deadline. A call's
+//! request bytes and its answer's count against the core's
+//! `inflight_bytes_max_per_core` until it ends; a connection still in its
+//! handshake can be evicted like an idle one.
 
-use super::context::{ConnState, CoreContext};
+use super::context::{Admission, ConnState, CoreContext};
 use super::handlers::{self, Answer};
 use crate::config::LimitsConfig;
 use crate::proto::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
@@ -30,6 +34,13 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// How long a new connection may take to send the HTTP/2 preface.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection evicted during its handshake may still take to
+/// finish it (and then be told GOAWAY) before it is closed.
+const EVICTED_HANDSHAKE_GRACE: Duration = Duration::from_millis(100);
+/// How long an answered stream waits for the rest of its request body, and
+/// how many bytes of it it takes, before dropping it (see [`discard_rest`]).
+const DISCARD_WAIT: Duration = Duration::from_millis(100);
+const DISCARD_BYTES_MAX: usize = 1 << 20;
 /// How often a draining connection checks whether it has streams left.
 const DRAIN_TICK: Duration = Duration::from_millis(50);
 
@@ -50,19 +61,47 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
             }
         }
     };
-    let bounded = future::or(handshake, async {
+    // A connection still in its handshake is idle: eviction closes it too,
+    // so half-open connections cannot hold every slot for the timeout. An
+    // evicted one whose preface is on its way gets a short grace to finish
+    // it, so that a client speaking HTTP/2 is told with GOAWAY (the loop
+    // below sees the eviction at once).
+    let mut handshake = std::pin::pin!(handshake);
+    let evicted = async {
+        state.wait_evicted().await;
+        Err(true)
+    };
+    let stopped = async {
         future::or(
             glommio::timer::sleep(HANDSHAKE_TIMEOUT),
             core.wait_shutdown(),
         )
         .await;
+        Err(false)
+    };
+    let first = future::or(
+        async { Ok(handshake.as_mut().await) },
+        future::or(evicted, stopped),
+    )
+    .await;
+    let bounded = match first {
+        Ok(conn) => conn,
+        Err(true) => {
+            future::or(handshake.as_mut(), async {
+                glommio::timer::sleep(EVICTED_HANDSHAKE_GRACE).await;
+                None
+            })
+            .await
+        }
+        Err(false) => None,
+    };
+    if bounded.is_none() {
         tracing::debug!(
             ?peer,
-            "no HTTP/2 preface in time (or shutting down): closing"
+            "no HTTP/2 preface in time (or evicted, or shutting down): closing"
         );
-        None
-    });
-    let Some(mut conn) = bounded.await else {
+    }
+    let Some(mut conn) = bounded else {
         return;
     };
     loop {
@@ -122,8 +161,24 @@ pub(crate) fn server_builder(limits: &LimitsConfig) -> h2::server::Builder {
         .initial_window_size(1 << 20)
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(64 << 10)
-        .max_send_buffer_size(1 << 20);
+        .max_send_buffer_size(1 << 20)
+        // Streams answered before their body ended are reset (NO_ERROR) and
+        // remembered, so the client's late frames for them are ignored; h2's
+        // default (10) forgets them under load, and each late frame for a
+        // forgotten stream counts toward h2's abuse limit (1024 per
+        // connection, then GOAWAY ENHANCE_YOUR_CALM), which closed busy
+        // connections of well-behaved clients after ~1000 refusals.
+        .max_concurrent_reset_streams(reset_streams_remembered(
+            limits.h2_streams_max_per_connection,
+        ));
     builder
+}
+
+/// Reset streams each connection remembers (see [`server_builder`]): four
+/// times the streams a client may have open, so a full connection's
+/// refusals of several round trips are remembered at once.
+fn reset_streams_remembered(streams_max: u32) -> usize {
+    (streams_max as usize).saturating_mul(4).max(64)
 }
 
 /// Runs one stream as its own task, so the connection keeps being polled.
@@ -136,7 +191,9 @@ fn spawn_stream(
     let core = Rc::clone(core);
     let open = state.stream_started();
     glommio::spawn_local(async move {
-        handle_stream(req, respond, &core).await;
+        let (parts, mut body) = req.into_parts();
+        handle_stream(parts, &mut body, respond, &core).await;
+        discard_rest(&mut body).await;
         drop(open);
     })
     .detach();
@@ -152,13 +209,38 @@ fn log_conn_error(peer: Option<std::net::SocketAddr>, e: &h2::Error, stage: &str
     }
 }
 
+/// After a stream is answered: waits briefly for the rest of a request body
+/// the answer did not need (a refusal answers before reading it), taking and
+/// releasing what comes, so the stream ends cleanly. A stream dropped with
+/// its body still open is reset, and h2 counts every client frame that
+/// arrives for a reset stream it no longer remembers toward its abuse
+/// limit (then GOAWAY ENHANCE_YOUR_CALM for the whole connection), which a
+/// flood of refusals on a busy connection otherwise reaches.
+async fn discard_rest(body: &mut RecvStream) {
+    if body.is_end_stream() {
+        return;
+    }
+    let drain = async {
+        let mut left = DISCARD_BYTES_MAX;
+        while let Some(Ok(chunk)) = body.data().await {
+            let _ = body.flow_control().release_capacity(chunk.len());
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    future::or(drain, glommio::timer::sleep(DISCARD_WAIT)).await;
+}
+
 async fn handle_stream(
-    req: Request<RecvStream>,
+    parts: http::request::Parts,
+    body: &mut RecvStream,
     mut respond: SendResponse<Bytes>,
     core: &CoreContext,
 ) {
     let received = Instant::now();
-    if let Err(refusal) = check_grpc_request(&req) {
+    if let Err(refusal) = check_grpc_request(&parts) {
         send_http_refusal(&mut respond, refusal);
         return;
     }
@@ -170,7 +252,6 @@ async fn handle_stream(
         send_status(&mut respond, &Status::new(Code::Unavailable, msg));
         return;
     };
-    let (parts, mut body) = req.into_parts();
     let method = parts.uri.path().to_string();
     let timeout = match parts
         .headers
@@ -211,10 +292,13 @@ async fn handle_stream(
         }
     };
     let body_limit = Duration::from_millis(limits.request_body_timeout_ms);
+    // The request's bytes (and then its answer's) stay counted against the
+    // core's budget until the call ends, not only while the body arrives.
+    let mut budget = None;
     let work = async {
         // A unary body usually arrives with its headers: read it without
         // arming a timer, and race one only if the body is still coming.
-        let mut reading = std::pin::pin!(read_message(&mut body, core));
+        let mut reading = std::pin::pin!(read_message(body, core, &mut budget));
         let message = match future::poll_once(&mut reading).await {
             Some(done) => done,
             None => {
@@ -243,10 +327,36 @@ async fn handle_stream(
         Err(limit_status())
     })
     .await;
+    let outcome = match outcome {
+        Ok(Answer::Unary(frame)) if !core.admit_answer(&mut budget, frame.len()) => {
+            Err(Status::new(
+                Code::Unavailable,
+                "this core holds too many answer bytes its clients have not taken yet; \
+                 retry with backoff",
+            ))
+        }
+        other => other,
+    };
     match outcome {
         Ok(Answer::Unary(frame)) => {
-            if let Err(e) = send_message(&mut respond, frame).await {
-                tracing::debug!(error = %e, method, "response not delivered");
+            // Bounded like the call: a client that never takes its answer
+            // (receive window or socket never read) gives back the
+            // admission slot and the answer's bytes at the deadline.
+            let sent = future::or(
+                async { Some(send_message(&mut respond, frame).await) },
+                async {
+                    glommio::timer::sleep(limit.saturating_sub(received.elapsed())).await;
+                    None
+                },
+            )
+            .await;
+            match sent {
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::debug!(error = %e, method, "response not delivered"),
+                None => {
+                    respond.send_reset(h2::Reason::CANCEL);
+                    tracing::debug!(method, "the client did not take the answer in time: reset");
+                }
             }
         }
         Ok(Answer::Stream(stream)) => {
@@ -339,16 +449,16 @@ pub(crate) struct HttpRefusal {
 /// gRPC calls are POSTs with a `application/grpc[+proto]` content type; the
 /// gRPC over HTTP/2 spec answers anything else with a plain HTTP status, so a
 /// non-gRPC client never reads a refusal as a success.
-pub(crate) fn check_grpc_request<B>(req: &Request<B>) -> Result<(), HttpRefusal> {
-    if req.method() != http::Method::POST {
+pub(crate) fn check_grpc_request(req: &http::request::Parts) -> Result<(), HttpRefusal> {
+    if req.method != http::Method::POST {
         return Err(HttpRefusal {
             status: http::StatusCode::METHOD_NOT_ALLOWED,
             reason: "gRPC calls use POST",
-            head: req.method() == http::Method::HEAD,
+            head: req.method == http::Method::HEAD,
         });
     }
     let grpc = req
-        .headers()
+        .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_grpc_protobuf);
@@ -434,11 +544,16 @@ fn deadline_status() -> Status {
     )
 }
 
-/// Reads one unary request message within the size and in-flight budgets.
-async fn read_message(body: &mut RecvStream, core: &CoreContext) -> Result<Bytes, Status> {
-    let mut budget = None;
+/// Reads one unary request message within the size and in-flight budgets;
+/// its bytes are counted in `budget`, which the caller holds until the call
+/// ends.
+async fn read_message<'a>(
+    body: &mut RecvStream,
+    core: &'a CoreContext,
+    budget: &mut Option<Admission<'a>>,
+) -> Result<Bytes, Status> {
     read_message_within(body, core.config.limits.message_bytes_max, |n| {
-        core.admit_bytes(&mut budget, n)
+        core.admit_bytes(budget, n)
     })
     .await
 }
@@ -547,7 +662,16 @@ async fn send_message(respond: &mut SendResponse<Bytes>, frame: Frame) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::is_grpc_protobuf;
+    use super::{is_grpc_protobuf, reset_streams_remembered};
+
+    #[test]
+    fn reset_streams_are_remembered_for_several_full_connections_worth() {
+        // h2's own default (10) is far below one connection's streams.
+        assert_eq!(reset_streams_remembered(1024), 4096);
+        assert_eq!(reset_streams_remembered(32), 128);
+        assert_eq!(reset_streams_remembered(1), 64);
+        assert_eq!(reset_streams_remembered(u32::MAX), u32::MAX as usize * 4);
+    }
 
     #[test]
     fn only_protobuf_grpc_content_types_are_grpc() {

@@ -1,7 +1,7 @@
 //! Per-core server state shared by every connection on that core.
 //!
 //! Owns the core's admission counters (open connections, requests in flight,
-//! request bytes buffered), the registry of open connections (for evicting
+//! request and answer bytes held for calls in flight), the registry of open connections (for evicting
 //! the longest-idle one when a new client finds the connection limit
 //! reached) and the shutdown latch. Everything here is touched only by its
 //! own core. Invariant: each counter is raised only through a guard that
@@ -103,6 +103,18 @@ impl Drop for Admission<'_> {
     fn drop(&mut self) {
         self.cell.set(self.cell.get() - self.amount);
     }
+}
+
+/// Answers up to this size are always sent, even past the byte budget: a
+/// write's acknowledgement must not be lost after the write is done. Only
+/// larger answers (reads, key ranges) can be refused, and refusing them
+/// changes nothing. At most `inflight_requests_max_per_core` of them are held.
+pub(crate) const SMALL_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Whether an answer of `answer` bytes may be held for its client while
+/// the core already holds `held` request and answer bytes, under `max`.
+pub(crate) fn answer_fits(held: usize, answer: usize, max: usize) -> bool {
+    answer <= SMALL_ANSWER_BYTES || held.saturating_add(answer) <= max
 }
 
 fn admit(cell: &Cell<usize>, amount: usize, max: usize) -> Option<Admission<'_>> {
@@ -233,6 +245,31 @@ impl CoreContext {
         true
     }
 
+    /// Counts an answer of `bytes` into the call's `guard` until the call
+    /// ends, or `false` when it does not fit the core's
+    /// `inflight_bytes_max_per_core` (see [`answer_fits`]).
+    pub(crate) fn admit_answer<'a>(
+        &'a self,
+        guard: &mut Option<Admission<'a>>,
+        bytes: usize,
+    ) -> bool {
+        let max = self.config.limits.inflight_bytes_max_per_core;
+        if !answer_fits(self.inflight_bytes.get(), bytes, max) {
+            return false;
+        }
+        match guard {
+            Some(g) => g.grow(bytes),
+            None => {
+                self.inflight_bytes.set(self.inflight_bytes.get() + bytes);
+                *guard = Some(Admission {
+                    cell: &self.inflight_bytes,
+                    amount: bytes,
+                });
+            }
+        }
+        true
+    }
+
     /// Starts shutdown on this core: every `wait_shutdown` returns.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.close();
@@ -242,5 +279,24 @@ impl CoreContext {
     pub(crate) async fn wait_shutdown(&self) {
         // A closed semaphore fails every acquire: that is the signal.
         while self.shutdown.acquire(1).await.is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{answer_fits, SMALL_ANSWER_BYTES};
+
+    #[test]
+    fn small_answers_always_fit_and_large_ones_only_within_the_budget() {
+        let max = 1 << 20;
+        // A write's acknowledgement is sent even with the budget spent.
+        assert!(answer_fits(max, 100, max));
+        assert!(answer_fits(2 * max, SMALL_ANSWER_BYTES, max));
+        // A large answer needs room.
+        assert!(answer_fits(0, max, max));
+        assert!(answer_fits(max / 2, max / 2, max));
+        assert!(!answer_fits(max / 2 + 1, max / 2, max));
+        assert!(!answer_fits(max, SMALL_ANSWER_BYTES + 1, max));
+        assert!(!answer_fits(usize::MAX, SMALL_ANSWER_BYTES + 1, max));
     }
 }

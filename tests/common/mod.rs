@@ -11,6 +11,8 @@
 //! - [`ring`]: the coordinator's hash ring and the ranges a move streams;
 //! - [`streams`]: StartStreaming, GetStreamStatus and StopStreaming as a
 //!   coordinator calls them;
+//! - [`abuse`]: RSS sampling, half-open connections and clients that stop
+//!   reading, for the overload tests;
 //! - [`pb`]: the generated stubs and messages.
 //!
 //! Everything is re-exported here, so a test says `use common::*;`. Each test
@@ -19,6 +21,7 @@
 //! (a test binary exports nothing), so `unreachable_pub` does not apply.
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+pub mod abuse;
 pub mod client;
 pub mod clock;
 pub mod members;
@@ -28,6 +31,7 @@ pub mod raw;
 pub mod ring;
 pub mod streams;
 
+pub use abuse::*;
 pub use client::*;
 pub use clock::*;
 pub use members::*;
