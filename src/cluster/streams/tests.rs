@@ -246,6 +246,17 @@ fn run(backlog: usize, failures: u32, ranges: Vec<(u64, u64)>) {
         assert_eq!(streams_file::load(&src_dir).unwrap(), vec![rec.clone()]);
         // Writes while the copy runs: forwarded, or copied, or both.
         write_mix(&src, 550, 300, "c").await;
+        // A burst of concurrent writes, durable in one group commit: their
+        // forwards arrive at once (past a small backlog, whatever the
+        // machine's speed).
+        let burst = (0..200).map(|i| {
+            let src = Rc::clone(&src);
+            async move {
+                let key = format!("k{i:05}");
+                put(&src, "t", &key, Some("burst"), PutClock::Blind).await;
+            }
+        });
+        crate::engine::join::join_all(burst).await;
         wait_phase(&streams, Phase::Completed).await;
         let filter = ScanFilter::Tokens(Arc::new(TokenRanges::new(
             ranges
