@@ -111,6 +111,14 @@ pub(crate) struct ShardStats {
     /// Replica puts accepted that left their key past a soft bound.
     pub replica_puts_past_bounds: u64,
     pub wal: WalFigures,
+    /// What writes meet now: "writing", "disk_full" (the WAL waits for
+    /// space), "failed" (until restart) or "closed".
+    pub write_state: &'static str,
+    /// Flush attempts that failed (each is retried).
+    pub flush_failures: u64,
+    /// The last flush (compaction) failed for lack of disk space.
+    pub flush_disk_full: bool,
+    pub compaction_disk_full: bool,
 }
 
 /// One level of a shard's LSM tree.
@@ -180,6 +188,8 @@ pub(crate) struct WalFigures {
     pub replayed_records: u64,
     pub replayed_bytes: u64,
     pub replay_micros: u64,
+    /// Times the WAL found the disk full and waited for space.
+    pub disk_full_events: u64,
 }
 
 /// A shard's answer.

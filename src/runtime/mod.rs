@@ -47,6 +47,8 @@ pub enum RuntimeError {
     /// The configuration handed to [`run`] cannot be used as it is.
     Config(String),
     DataDir(crate::storage::datadir::DataDirError),
+    /// The data volume is smaller than the shards need.
+    Volume(crate::storage::space::VolumeTooSmall),
     Port(port::PortError),
     Executors(String),
     Core {
@@ -61,9 +63,10 @@ impl RuntimeError {
     /// before any executor runs), [`EXIT_FAILURE`] otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RuntimeError::Config(_) | RuntimeError::DataDir(_) | RuntimeError::Port(_) => {
-                EXIT_REFUSED
-            }
+            RuntimeError::Config(_)
+            | RuntimeError::DataDir(_)
+            | RuntimeError::Volume(_)
+            | RuntimeError::Port(_) => EXIT_REFUSED,
             RuntimeError::Executors(_) | RuntimeError::Core { .. } => EXIT_FAILURE,
         }
     }
@@ -74,6 +77,7 @@ impl std::fmt::Display for RuntimeError {
         match self {
             RuntimeError::Config(e) => write!(f, "{e}"),
             RuntimeError::DataDir(e) => write!(f, "{e}"),
+            RuntimeError::Volume(e) => write!(f, "{e}"),
             RuntimeError::Port(e) => write!(f, "{e}"),
             RuntimeError::Executors(e) => write!(f, "cannot start executors: {e}"),
             RuntimeError::Core { shard, reason } => write!(f, "shard {shard}: {reason}"),
@@ -135,6 +139,7 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     .map_err(RuntimeError::DataDir)?;
     let shards = data_dir.meta().shards;
     let data_root = data_dir.root().to_path_buf();
+    check_volume(&data_root, &config, shards)?;
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
     let cluster =
         Arc::new(ClusterStart::prepare(&config, addr, shards).map_err(RuntimeError::Config)?);
@@ -183,6 +188,25 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
 
 /// This core's part of the node's streams, resumed from the shard's
 /// `STREAMS` file; batches go to each target over the node's gRPC client.
+/// Refuses a data volume too small for `shards` shards (a full volume of
+/// the right size is fine: the node starts, serves reads and waits for
+/// space to write).
+fn check_volume(
+    root: &std::path::Path,
+    config: &Config,
+    shards: usize,
+) -> Result<(), RuntimeError> {
+    let space = crate::storage::disk::space(root)
+        .map_err(|e| RuntimeError::Config(format!("cannot measure the data volume: {e}")))?;
+    crate::storage::space::check_volume(root, space, &config.storage, shards)
+        .map_err(RuntimeError::Volume)?;
+    if space.free_bytes < crate::storage::space::volume_bytes_min(&config.storage, shards) {
+        tracing::warn!(free_bytes = space.free_bytes, total_bytes = space.total_bytes,
+            "little free space on the data volume: writes may be refused (DISK_FULL) until there is more");
+    }
+    Ok(())
+}
+
 fn open_streams(
     config: &Config,
     shard: Rc<Shard>,

@@ -60,6 +60,14 @@ pub(crate) enum StorageError {
     WalClosed,
     /// The WAL's committer task ended before answering.
     WalStopped,
+    /// A new WAL segment would take space kept free for flushes: the WAL
+    /// waits for room as on a full disk (see `storage::space`).
+    NoRoom {
+        path: PathBuf,
+        need_bytes: u64,
+        reserve_bytes: u64,
+        free_bytes: u64,
+    },
     /// A write returned fewer bytes than asked.
     ShortWrite {
         path: PathBuf,
@@ -100,6 +108,7 @@ impl StorageError {
             StorageError::Io { source, .. } => {
                 matches!(os_error(source), Some(libc::ENOSPC | libc::EDQUOT))
             }
+            StorageError::NoRoom { .. } => true,
             _ => false,
         }
     }
@@ -168,6 +177,17 @@ impl fmt::Display for StorageError {
             ),
             StorageError::WalClosed => write!(f, "the WAL is closed"),
             StorageError::WalStopped => write!(f, "the WAL committer stopped"),
+            StorageError::NoRoom {
+                path,
+                need_bytes,
+                reserve_bytes,
+                free_bytes,
+            } => write!(
+                f,
+                "create WAL segment {}: it needs {need_bytes} bytes and {reserve_bytes} more stay \
+                 free for flushes, but the volume has {free_bytes} bytes free",
+                path.display()
+            ),
             StorageError::ShortWrite {
                 path,
                 written,
@@ -258,6 +278,14 @@ mod tests {
         // The text alone does not make a full disk.
         let e = StorageError::io("write", path(), io::Error::other("os error 28"));
         assert!(!e.is_disk_full());
+        // Keeping the flush reserve free counts as full.
+        let e = StorageError::NoRoom {
+            path: path().to_path_buf(),
+            need_bytes: 10,
+            reserve_bytes: 20,
+            free_bytes: 5,
+        };
+        assert!(e.is_disk_full(), "{e}");
     }
 
     #[test]

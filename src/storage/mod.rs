@@ -20,6 +20,7 @@ pub(crate) mod error;
 pub(crate) mod lock;
 pub(crate) mod manifest;
 pub(crate) mod sentinel;
+pub(crate) mod space;
 pub(crate) mod sstable;
 pub(crate) mod streams_file;
 pub(crate) mod wal;

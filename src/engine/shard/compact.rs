@@ -80,6 +80,9 @@ impl Shard {
                 continue;
             };
             let result = self.compactor.job(self.compact(&plan)).await;
+            self.counters
+                .compaction_disk_full
+                .set(matches!(result, Err(EngineError::DiskFull { .. })));
             self.progress.notify();
             if let Err(e) = result {
                 if self.compactor.stopping() {

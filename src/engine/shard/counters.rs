@@ -2,7 +2,8 @@
 //! bounds, flushes, flow-control waits and compaction work.
 //!
 //! Owns the counter cells. Bumped only on the shard's own core (plain
-//! `Cell`s, no atomics); they only grow (wrapping at `u64::MAX`).
+//! `Cell`s, no atomics); they only grow (wrapping at `u64::MAX`), except
+//! the two disk-full flags, which say what the last attempt found.
 
 use std::cell::Cell;
 
@@ -35,6 +36,10 @@ pub(crate) struct ShardCounters {
     pub compaction_throttled_micros: Cell<u64>,
     pub compaction_keys_purged: Cell<u64>,
     pub compaction_failures: Cell<u64>,
+    /// The last flush (compaction) failed for lack of disk space; cleared
+    /// by the next one that succeeds.
+    pub flush_disk_full: Cell<bool>,
+    pub compaction_disk_full: Cell<bool>,
     /// Keys cleanups removed (ranges no longer owned).
     pub cleanup_keys_removed: Cell<u64>,
     /// CPU time of the compaction and flush task queues and of the whole

@@ -8,7 +8,9 @@
 //! threshold changes nothing until it is admitted, and waits at most
 //! `write_stall_timeout_ms` before answering MEMORY_PRESSURE; a slowed-down
 //! write waits at most 8 x `write_slowdown_delay_us` (and then, if a stop
-//! threshold was reached meanwhile, waits as at a stop); every wait is
+//! threshold was reached meanwhile, waits as at a stop); a write at a stop
+//! whose way out (flush or compaction) is failing on a full disk answers
+//! DISK_FULL at once; every wait is
 //! counted (count and microseconds) in the shard's figures. While any write
 //! waits at a stop, compaction runs without its rate limit.
 
@@ -74,6 +76,24 @@ impl Shard {
         )
     }
 
+    /// At a stop threshold, the disk-full error when what would make room
+    /// (flush of full memtables, compaction of level 0) is failing for lack
+    /// of space: waiting would only end in MEMORY_PRESSURE.
+    fn stopped_by_full_disk(&self) -> Option<EngineError> {
+        let k = &self.counters;
+        let l0_stop = self.l0_tables() >= self.config.flow_control.l0_stop_tables;
+        let what = if l0_stop && k.compaction_disk_full.get() {
+            "compaction of level 0 waits for disk space"
+        } else if !l0_stop && k.flush_disk_full.get() {
+            "memtable flushes wait for disk space"
+        } else {
+            return None;
+        };
+        Some(EngineError::DiskFull {
+            what: format!("shard {}: {what}", self.id),
+        })
+    }
+
     /// Admits a write: delays it past a slowdown threshold, makes it wait
     /// for flush or compaction past a stop threshold (up to
     /// `write_stall_timeout_ms`, then [`EngineError::Overloaded`], which
@@ -94,6 +114,9 @@ impl Shard {
                 }
             }
             FlowState::Stop => {}
+        }
+        if let Some(e) = self.stopped_by_full_disk() {
+            return Err(e);
         }
         ShardCounters::bump(&self.counters.write_stalls);
         self.writers_waiting.set(self.writers_waiting.get() + 1);

@@ -36,6 +36,9 @@ impl Shard {
                 continue;
             };
             let result = self.flusher.job(self.flush_one(&imm)).await;
+            self.counters
+                .flush_disk_full
+                .set(matches!(result, Err(EngineError::DiskFull { .. })));
             self.progress.notify();
             if let Err(e) = result {
                 ShardCounters::bump(&self.counters.flush_failures);

@@ -93,7 +93,9 @@ impl Shard {
             next_segment_no,
             next_seq: recovery.next_seq,
         };
-        let wal = WalWriter::start(dir.to_path_buf(), id as u32, config, start).await?;
+        let reserve_bytes = crate::storage::space::flush_reserve_bytes(config, shards);
+        let wal =
+            WalWriter::start(dir.to_path_buf(), id as u32, config, start, reserve_bytes).await?;
         let mut immutables = Vec::new();
         if !memtable.is_empty() {
             // Everything replayed lives in segments below the fresh one.

@@ -181,4 +181,6 @@ impl Shard {
 }
 
 #[cfg(test)]
+mod disk_full_tests;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -24,6 +24,7 @@ impl Shard {
             replayed_records: self.recovery.records,
             replayed_bytes: self.recovery.bytes,
             replay_micros: self.recovery.micros,
+            disk_full_events: w.disk_full_events.get(),
         }
     }
 
@@ -65,6 +66,10 @@ impl Shard {
             puts_refused_by_bounds: self.counters.puts_refused_by_bounds.get(),
             replica_puts_past_bounds: self.counters.replica_puts_past_bounds.get(),
             wal: self.wal_stats(),
+            write_state: self.wal.state().name(),
+            flush_failures: self.counters.flush_failures.get(),
+            flush_disk_full: self.counters.flush_disk_full.get(),
+            compaction_disk_full: self.counters.compaction_disk_full.get(),
         }
     }
 

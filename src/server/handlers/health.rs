@@ -30,6 +30,11 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
         Ok(stats) => {
             let total_keys: u64 = stats.iter().map(|s| s.keys).sum();
             metrics.insert("keys".to_string(), total_keys.to_string());
+            let disk_full = stats.iter().any(|s| {
+                s.write_state == "disk_full" || s.flush_disk_full || s.compaction_disk_full
+            });
+            metrics.insert("disk_full".to_string(), disk_full.to_string());
+            insert_volume_figures(core, &mut metrics);
             for s in stats {
                 let p = format!("shard.{}.", s.shard);
                 metrics.insert(format!("{p}keys"), s.keys.to_string());
@@ -93,6 +98,17 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
                     w.replayed_bytes.to_string(),
                 );
                 metrics.insert(format!("{p}wal_replay_us"), w.replay_micros.to_string());
+                metrics.insert(
+                    format!("{p}wal_disk_full_events"),
+                    w.disk_full_events.to_string(),
+                );
+                metrics.insert(format!("{p}write_state"), s.write_state.to_string());
+                metrics.insert(format!("{p}flush_failures"), s.flush_failures.to_string());
+                metrics.insert(format!("{p}flush_disk_full"), s.flush_disk_full.to_string());
+                metrics.insert(
+                    format!("{p}compaction_disk_full"),
+                    s.compaction_disk_full.to_string(),
+                );
             }
             proto::HealthResponse {
                 healthy: true,
@@ -107,6 +123,23 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
                 status: "DEGRADED".into(),
                 metrics,
             }
+        }
+    }
+}
+
+/// Size and free space of the data volume (`data_volume_bytes`,
+/// `data_volume_free_bytes`), or `data_volume_error`.
+fn insert_volume_figures(core: &CoreContext, metrics: &mut HashMap<String, String>) {
+    match crate::storage::disk::space(&core.config.node.data_dir) {
+        Ok(space) => {
+            metrics.insert("data_volume_bytes".into(), space.total_bytes.to_string());
+            metrics.insert(
+                "data_volume_free_bytes".into(),
+                space.free_bytes.to_string(),
+            );
+        }
+        Err(e) => {
+            metrics.insert("data_volume_error".into(), e.to_string());
         }
     }
 }

@@ -313,6 +313,24 @@ pub(crate) fn entry_kind(path: &Path) -> Result<Option<EntryKind>, StorageError>
     real::entry_kind(path)
 }
 
+/// Size and free space of the file system holding `path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Space {
+    /// Bytes of the file system's data blocks.
+    pub total_bytes: u64,
+    /// Bytes an unprivileged process may still allocate.
+    pub free_bytes: u64,
+}
+
+/// [`Space`] of the file system holding `path` (statvfs).
+pub(crate) fn space(path: &Path) -> Result<Space, StorageError> {
+    #[cfg(test)]
+    if let Some(disk) = sim::current() {
+        return Ok(disk.space());
+    }
+    real::space(path)
+}
+
 /// Creates `dir` and its missing parents.
 pub(crate) fn create_dir_all(dir: &Path) -> Result<(), StorageError> {
     #[cfg(test)]

@@ -128,3 +128,32 @@ pub(super) fn entry_kind(path: &Path) -> Result<Option<EntryKind>, StorageError>
         EntryKind::Other("not a directory")
     }))
 }
+
+#[allow(unsafe_code)] // one call: statvfs(3)
+pub(super) fn space(path: &Path) -> Result<super::Space, StorageError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        StorageError::io(
+            "statvfs",
+            path,
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        )
+    })?;
+    // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
+    let mut out: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `out` a valid, writable
+    // statvfs for the duration of the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut out) };
+    if rc != 0 {
+        return Err(StorageError::io(
+            "statvfs",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let unit = out.f_frsize as u64;
+    Ok(super::Space {
+        total_bytes: (out.f_blocks as u64).saturating_mul(unit),
+        free_bytes: (out.f_bavail as u64).saturating_mul(unit),
+    })
+}

@@ -21,4 +21,5 @@
 pub(crate) mod format;
 pub(crate) mod replay;
 pub(crate) mod scan;
+pub(crate) mod segment;
 pub(crate) mod writer;

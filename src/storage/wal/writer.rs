@@ -1,14 +1,14 @@
 //! The WAL writer of one shard: group commit on direct I/O.
 //!
-//! Owns the open segment and the committer task. Writers call [`WalWriter::submit`]
-//! synchronously right after applying their version to the memtable, so the
-//! log order is the apply order; they then await the returned ticket, which
-//! resolves once the record's batch is durable (sync mode `always`/`batch`) or
-//! at once (`periodic`). The committer takes every record queued so far,
-//! frames them as one batch encoded straight into the DMA buffer, writes it
-//! from the next 4096-byte boundary in one aligned DMA write (zeros up to
-//! the following boundary), and fdatasyncs once: records that arrive
-//! meanwhile form the next batch.
+//! Owns the committer task and its open segment ([`super::segment`]).
+//! Writers call [`WalWriter::submit`] synchronously right after their write
+//! decision, so the log order is the decision order; they then await the
+//! returned ticket, which resolves once the record's batch is durable (sync
+//! mode `always`/`batch`) or at once (`periodic`). The committer takes every
+//! record queued so far, frames them as one batch encoded straight into the
+//! DMA buffer, writes it from the next 4096-byte boundary in one aligned DMA
+//! write (zeros up to the following boundary), and fdatasyncs once: records
+//! that arrive meanwhile form the next batch.
 //!
 //! Invariants:
 //! - segments are written in format version 2: each batch starts on a block
@@ -16,37 +16,37 @@
 //!   during a commit can damage only that commit's unacknowledged batch;
 //! - the queue is bounded by `wal_pending_bytes_max`; past it `submit` refuses
 //!   and the caller answers MEMORY_PRESSURE before changing anything;
-//! - after a failed write or sync the writer is poisoned: every later submit
-//!   fails, because what reached the disk is unknown until restart replays it.
+//! - a full disk (ENOSPC, EDQUOT, or a new segment that would take the
+//!   flush reserve) is waited out: the failed batch's records fail, the
+//!   segment it was written to is never written again, their sequence
+//!   numbers are skipped, and until a fresh segment exists every submit
+//!   fails with the disk-full error. The committer looks for space with
+//!   back-off ([`SPACE_RETRY_FIRST`] doubling to [`SPACE_RETRY_MAX`]) and
+//!   writes resume by themselves;
+//! - after any other failed write or sync the writer is poisoned: every
+//!   later submit fails, because what reached the disk is unknown until
+//!   restart replays it;
+//! - every rotation is answered with a segment number such that every
+//!   record queued after it goes to that segment or a later one, also when
+//!   the switch failed (the number is then the one the next segment gets),
+//!   so a flush never waits on a rotation that cannot happen.
 
 use super::format::{self, Record};
+use super::segment::{BatchToWrite, Segment, SegmentSpec};
 use crate::config::{StorageConfig, WalSync};
-use crate::storage::disk::{self, DiskFile, Mode};
 use crate::storage::error::StorageError;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Write unit: multiple of every logical block size in use (512 or 4096).
-pub(crate) const ALIGN: u64 = 4096;
+pub(crate) use super::segment::{parse_segment_file_name, segment_file_name};
 
-/// Zero-fill write size when preparing a spare segment.
-const PREWRITE_CHUNK_BYTES: usize = 1 << 20;
-
-/// The file name of segment `no`.
-pub(crate) fn segment_file_name(no: u64) -> String {
-    format!("wal-{no:016}.log")
-}
-
-/// Parses a segment file name back to its number.
-pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    name.strip_prefix("wal-")?
-        .strip_suffix(".log")?
-        .parse()
-        .ok()
-}
+/// First wait before the WAL looks for space again after a full disk.
+const SPACE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two looks for space.
+const SPACE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Counters for health metrics.
 #[derive(Debug, Default)]
@@ -57,6 +57,8 @@ pub(crate) struct WalStats {
     pub fsync_micros_max: Cell<u64>,
     pub records: Cell<u64>,
     pub batches: Cell<u64>,
+    /// Times the WAL found the disk full and started waiting for space.
+    pub disk_full_events: Cell<u64>,
 }
 
 fn add(c: &Cell<u64>, v: u64) {
@@ -68,6 +70,9 @@ struct Queue {
     bytes: usize,
     waiters: Vec<oneshot::Sender<Result<(), StorageError>>>,
     poisoned: Option<StorageError>,
+    /// The disk was full when the WAL last needed space: submits fail with
+    /// this error until the committer has a fresh segment.
+    full: Option<StorageError>,
     closed: bool,
     /// A batch is being written or synced.
     in_flight: bool,
@@ -110,114 +115,30 @@ impl Ticket {
     }
 }
 
-/// The open segment, owned by the committer task.
-struct Segment {
-    file: DiskFile,
-    path: PathBuf,
-    no: u64,
-    /// Where the next batch goes: the block boundary after the last one.
-    pos: u64,
+/// What a shard's WAL does with writes (HealthCheck's `write_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalState {
+    /// Accepting and committing records.
+    Writing,
+    /// Waiting for disk space: records are refused (DISK_FULL) until a
+    /// fresh segment exists, which happens by itself.
+    DiskFull,
+    /// A write or sync failed (not for space): records are refused until
+    /// restart.
+    Failed,
+    /// Shut down.
+    Closed,
 }
 
-impl Segment {
-    /// Creates segment `no`. With `prewrite`, the whole body is written with
-    /// zeros first: later group commits then overwrite written blocks, and
-    /// their fdatasync needs no ext4 journal commit for extent conversion.
-    async fn create(
-        dir: &Path,
-        shard_id: u32,
-        no: u64,
-        bytes_max: u64,
-        prewrite: bool,
-    ) -> Result<Self, StorageError> {
-        let path = dir.join(segment_file_name(no));
-        let file = DiskFile::open(&path, Mode::Create).await?;
-        file.pre_allocate(bytes_max).await?;
-        if prewrite {
-            let mut pos = format::SEGMENT_HEADER_LEN as u64;
-            while pos < bytes_max {
-                let len = PREWRITE_CHUNK_BYTES.min((bytes_max - pos) as usize);
-                let zeros = file.alloc(len);
-                file.write_at(zeros, pos).await?;
-                pos += len as u64;
-                glommio::yield_if_needed().await;
-            }
+impl WalState {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WalState::Writing => "writing",
+            WalState::DiskFull => "disk_full",
+            WalState::Failed => "failed",
+            WalState::Closed => "closed",
         }
-        let header = format::encode_segment_header(format::SegmentId {
-            shard_id,
-            segment_no: no,
-        });
-        let mut buf = file.alloc(format::SEGMENT_HEADER_LEN);
-        buf.as_bytes_mut().copy_from_slice(&header);
-        file.write_at(buf, 0).await?;
-        file.fdatasync().await?;
-        disk::sync_dir(dir).await?;
-        let start = format::SEGMENT_HEADER_LEN as u64;
-        Ok(Self {
-            file,
-            path,
-            no,
-            pos: start,
-        })
     }
-
-    /// Writes the batch of `records` (`batch.len` bytes, as
-    /// [`format::checked_batch_len`] said) at the next block boundary: one
-    /// aligned write of the batch and zeros up to the following boundary,
-    /// the batch encoded in place in the buffer. No block written before is
-    /// written again.
-    async fn append(
-        &mut self,
-        batch: BatchToWrite<'_>,
-        stats: &WalStats,
-    ) -> Result<(), StorageError> {
-        let padded = (batch.len as u64).div_ceil(ALIGN) * ALIGN;
-        let mut buf = self.file.alloc(padded as usize);
-        let bytes = buf.as_bytes_mut();
-        let have = bytes.len();
-        let dst = bytes.get_mut(..batch.len).ok_or(StorageError::Framing(
-            format::WalFormatError::BufferTooSmall {
-                need: batch.len,
-                have,
-            },
-        ))?;
-        let encoded = format::encode_batch_into(dst, batch.segment, batch.first_seq, batch.records)
-            .map_err(StorageError::Framing)?;
-        debug_assert_eq!(encoded, batch.len);
-        let written = self.file.write_at(buf, self.pos).await?;
-        if written as u64 != padded {
-            return Err(StorageError::ShortWrite {
-                path: self.path.clone(),
-                written,
-                wanted: padded,
-            });
-        }
-        add(&stats.bytes_written, padded);
-        self.pos += padded;
-        Ok(())
-    }
-
-    async fn sync(&self, stats: &WalStats) -> Result<(), StorageError> {
-        let started = Instant::now();
-        self.file.fdatasync().await?;
-        let micros = started.elapsed().as_micros() as u64;
-        add(&stats.fsyncs, 1);
-        add(&stats.fsync_micros_total, micros);
-        if micros > stats.fsync_micros_max.get() {
-            stats.fsync_micros_max.set(micros);
-        }
-        Ok(())
-    }
-}
-
-/// A checked batch, encoded by [`Segment::append`] straight into its write
-/// buffer.
-struct BatchToWrite<'a> {
-    segment: format::SegmentId,
-    first_seq: u64,
-    records: &'a [Record],
-    /// Header plus payload bytes.
-    len: usize,
 }
 
 /// Where the writer starts after recovery.
@@ -228,30 +149,46 @@ pub(crate) struct WalStart {
 }
 
 impl WalWriter {
-    /// Creates the next segment and starts the committer task.
+    /// Creates the next segment and starts the committer task. On a full
+    /// disk the writer still starts, refusing writes until space returns
+    /// (reads do not need the WAL). New segments leave `reserve_bytes` of
+    /// the volume free.
     pub(crate) async fn start(
         dir: PathBuf,
         shard_id: u32,
         config: &StorageConfig,
         start: WalStart,
+        reserve_bytes: u64,
     ) -> Result<Self, StorageError> {
+        let spec = SegmentSpec {
+            dir,
+            shard_id,
+            bytes_max: config.wal_segment_bytes_max,
+            reserve_bytes,
+        };
         // The first segment is not zero-filled (start-up stays fast); every
         // later one is prepared in the background while this one fills.
-        let segment = Segment::create(
-            &dir,
-            shard_id,
-            start.next_segment_no,
-            config.wal_segment_bytes_max,
-            false,
-        )
-        .await?;
+        let (segment, full) = match Segment::create(&spec, start.next_segment_no, false).await {
+            Ok(segment) => (Some(segment), None),
+            Err(e) if e.is_disk_full() => {
+                tracing::warn!(shard = shard_id, error = %e,
+                    "disk full at start: reads are served, writes are refused until space returns");
+                (None, Some(e))
+            }
+            Err(e) => return Err(e),
+        };
         let (wake, woken) = glommio::channels::local_channel::new_bounded(1);
+        let stats = WalStats::default();
+        if full.is_some() {
+            add(&stats.disk_full_events, 1);
+        }
         let shared = Rc::new(Shared {
             queue: RefCell::new(Queue {
                 records: Vec::new(),
                 bytes: 0,
                 waiters: Vec::new(),
                 poisoned: None,
+                full,
                 closed: false,
                 in_flight: false,
                 rotations: Vec::new(),
@@ -260,18 +197,18 @@ impl WalWriter {
             pending_bytes_max: config.wal_pending_bytes_max,
             submitted_bytes: Cell::new(0),
             sync: config.wal_sync,
-            stats: WalStats::default(),
+            stats,
         });
         let committer = Committer {
             shared: Rc::clone(&shared),
-            dir,
-            shard_id,
+            spec,
+            next_no: start.next_segment_no + u64::from(segment.is_some()),
             segment,
             next_seq: start.next_seq,
-            segment_bytes_max: config.wal_segment_bytes_max,
             batch_window: Duration::from_micros(config.wal_batch_window_us),
             periodic: Duration::from_millis(config.wal_periodic_interval_ms),
             spare: None,
+            space_retry: SPACE_RETRY_FIRST,
         };
         glommio::spawn_local(committer.run(woken)).detach();
         Ok(Self { shared })
@@ -286,14 +223,36 @@ impl WalWriter {
         &self.shared.stats
     }
 
+    /// What the WAL does with writes now.
+    pub(crate) fn state(&self) -> WalState {
+        let q = self.shared.queue.borrow();
+        if q.poisoned.is_some() {
+            WalState::Failed
+        } else if q.full.is_some() {
+            WalState::DiskFull
+        } else if q.closed {
+            WalState::Closed
+        } else {
+            WalState::Writing
+        }
+    }
+
+    /// The first refusal that applies to any record now.
+    fn refusal(q: &Queue) -> Option<StorageError> {
+        if let Some(e) = &q.poisoned {
+            return Some(e.clone());
+        }
+        if q.closed {
+            return Some(StorageError::WalClosed);
+        }
+        q.full.clone()
+    }
+
     /// Fails when a record of `bytes` would not be accepted now.
     pub(crate) fn check_room(&self, bytes: usize) -> Result<(), StorageError> {
         let q = self.shared.queue.borrow();
-        if let Some(e) = &q.poisoned {
-            return Err(e.clone());
-        }
-        if q.closed {
-            return Err(StorageError::WalClosed);
+        if let Some(e) = Self::refusal(&q) {
+            return Err(e);
         }
         if q.bytes > 0 && q.bytes + bytes > self.shared.pending_bytes_max {
             return Err(StorageError::WalBacklog {
@@ -311,11 +270,8 @@ impl WalWriter {
     pub(crate) fn submit(&self, record: Record) -> Result<Ticket, StorageError> {
         format::check_record(&record).map_err(StorageError::InvalidRecord)?;
         let mut q = self.shared.queue.borrow_mut();
-        if let Some(e) = &q.poisoned {
-            return Err(e.clone());
-        }
-        if q.closed {
-            return Err(StorageError::WalClosed);
+        if let Some(e) = Self::refusal(&q) {
+            return Err(e);
         }
         let len = record.encoded_len();
         q.bytes += len;
@@ -383,67 +339,132 @@ impl WalWriter {
 
 struct Committer {
     shared: Rc<Shared>,
-    dir: PathBuf,
-    shard_id: u32,
-    segment: Segment,
+    spec: SegmentSpec,
+    /// The segment batches go to; `None` while waiting for disk space (or
+    /// after a poisoning failure).
+    segment: Option<Segment>,
+    /// The number the next segment gets.
+    next_no: u64,
     next_seq: u64,
-    segment_bytes_max: u64,
     batch_window: Duration,
     periodic: Duration,
     /// The next segment, being created and zero-filled in the background.
     spare: Option<glommio::Task<Result<Segment, StorageError>>>,
+    /// The wait before the next look for space.
+    space_retry: Duration,
 }
 
 impl Committer {
     fn prepare_spare(&mut self) {
-        let (dir, shard_id, no, max) = (
-            self.dir.clone(),
-            self.shard_id,
-            self.segment.no + 1,
-            self.segment_bytes_max,
-        );
+        let (spec, no) = (self.spec.clone(), self.next_no);
         self.spare = Some(glommio::spawn_local(async move {
-            Segment::create(&dir, shard_id, no, max, true).await
+            Segment::create(&spec, no, true).await
         }));
     }
 
     /// Switches to the next segment: the spare when ready, else a new one.
+    /// The current segment is done with either way; on failure there is
+    /// none until a later call succeeds.
     async fn next_segment(&mut self) -> Result<(), StorageError> {
-        let no = self.segment.no + 1;
+        self.segment = None;
+        let no = self.next_no;
         let spare = match self.spare.take() {
             Some(task) => task.await.ok().filter(|s| s.no == no),
             None => None,
         };
-        self.segment = match spare {
+        let segment = match spare {
             Some(s) => s,
-            None => {
-                Segment::create(&self.dir, self.shard_id, no, self.segment_bytes_max, false).await?
-            }
+            None => Segment::create(&self.spec, no, false).await?,
         };
+        self.segment = Some(segment);
+        self.next_no = no + 1;
         self.prepare_spare();
         Ok(())
     }
 
+    /// While the disk is full: looks for space once (a fresh segment), and
+    /// if there is none waits for the back-off or a wake-up (a rotation, a
+    /// barrier or close, which the loop then answers).
+    async fn wait_for_space(
+        &mut self,
+        woken: &glommio::channels::local_channel::LocalReceiver<()>,
+    ) {
+        match self.next_segment().await {
+            Ok(()) => {
+                self.shared.queue.borrow_mut().full = None;
+                self.space_retry = SPACE_RETRY_FIRST;
+                tracing::info!(
+                    shard = self.spec.shard_id,
+                    "disk space is back: the WAL accepts writes again"
+                );
+            }
+            Err(e) if e.is_disk_full() => {
+                self.shared.queue.borrow_mut().full = Some(e);
+                let wait = self.space_retry;
+                self.space_retry = (wait * 2).min(SPACE_RETRY_MAX);
+                futures_lite::future::or(
+                    async {
+                        let _ = woken.recv().await;
+                    },
+                    glommio::timer::sleep(wait),
+                )
+                .await;
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Records a failure: a full disk is waited out, anything else poisons.
+    fn fail(&mut self, e: StorageError) {
+        // Never write again where a failed write may have left part of a
+        // batch: the next batch goes to a fresh segment.
+        self.segment = None;
+        let mut q = self.shared.queue.borrow_mut();
+        if e.is_disk_full() {
+            if q.full.is_none() {
+                add(&self.shared.stats.disk_full_events, 1);
+                tracing::warn!(shard = self.spec.shard_id, error = %e,
+                    "disk full: writes are refused until space returns (reads go on)");
+            }
+            q.full = Some(e);
+        } else {
+            tracing::error!(shard = self.spec.shard_id, error = %e,
+                "WAL write failed; writes are refused until restart");
+            q.poisoned = Some(e);
+        }
+    }
+
     async fn run(mut self, woken: glommio::channels::local_channel::LocalReceiver<()>) {
-        self.prepare_spare();
+        if self.segment.is_some() {
+            self.prepare_spare();
+        }
         loop {
-            let closed = self.shared.queue.borrow().closed;
-            let empty = {
+            let (closed, empty, waiting_for_space) = {
                 let q = self.shared.queue.borrow();
-                q.records.is_empty() && q.rotations.is_empty()
+                (
+                    q.closed,
+                    q.records.is_empty() && q.rotations.is_empty() && q.waiters.is_empty(),
+                    self.segment.is_none() && q.poisoned.is_none(),
+                )
             };
-            match self.shared.sync {
-                WalSync::Periodic if !closed => glommio::timer::sleep(self.periodic).await,
-                WalSync::Periodic => {}
-                WalSync::Always | WalSync::Batch if empty && !closed => {
-                    if woken.recv().await.is_none() {
-                        return;
-                    }
-                    if self.shared.sync == WalSync::Batch {
-                        glommio::timer::sleep(self.batch_window).await;
-                    }
+            if waiting_for_space && !closed {
+                if empty {
+                    self.wait_for_space(&woken).await;
                 }
-                WalSync::Always | WalSync::Batch => {}
+            } else {
+                match self.shared.sync {
+                    WalSync::Periodic if !closed => glommio::timer::sleep(self.periodic).await,
+                    WalSync::Periodic => {}
+                    WalSync::Always | WalSync::Batch if empty && !closed => {
+                        if woken.recv().await.is_none() {
+                            return;
+                        }
+                        if self.shared.sync == WalSync::Batch {
+                            glommio::timer::sleep(self.batch_window).await;
+                        }
+                    }
+                    WalSync::Always | WalSync::Batch => {}
+                }
             }
             let (records, waiters, rotations, closing) = {
                 let mut q = self.shared.queue.borrow_mut();
@@ -456,17 +477,12 @@ impl Committer {
                     q.closed,
                 )
             };
-            // Once poisoned, nothing more is written: what reached the disk
-            // is unknown, and a later batch could be dropped by replay.
-            let poisoned = self.shared.queue.borrow().poisoned.clone();
-            let result = match poisoned {
-                Some(e) => Err(e),
-                None => self.commit_with_rotations(&records, rotations).await,
-            };
+            let result = self.commit_with_rotations(&records, rotations).await;
             self.shared.queue.borrow_mut().in_flight = false;
             if let Err(e) = &result {
-                tracing::error!(shard = self.shard_id, error = %e, "WAL write failed; writes are refused until restart");
-                self.shared.queue.borrow_mut().poisoned = Some(e.clone());
+                if self.refusal().is_none() {
+                    self.fail(e.clone());
+                }
             }
             for w in waiters {
                 let _ = w.send(result.clone());
@@ -477,19 +493,29 @@ impl Committer {
         }
     }
 
-    fn segment_id(&self) -> format::SegmentId {
+    fn segment_id(&self, segment: &Segment) -> format::SegmentId {
         format::SegmentId {
-            shard_id: self.shard_id,
-            segment_no: self.segment.no,
+            shard_id: self.spec.shard_id,
+            segment_no: segment.no,
         }
     }
 
+    /// Why nothing can be written now, if so.
+    fn refusal(&self) -> Option<StorageError> {
+        let q = self.shared.queue.borrow();
+        q.poisoned.clone().or_else(|| q.full.clone())
+    }
+
     /// Commits `records`, switching segments where rotations were asked.
+    /// Every rotation is answered, also after a failure (see the module
+    /// invariants). Once poisoned or out of space nothing more is written:
+    /// the records fail with that error.
     async fn commit_with_rotations(
         &mut self,
         records: &[Record],
         rotations: Vec<(usize, oneshot::Sender<u64>)>,
     ) -> Result<(), StorageError> {
+        let mut result = Ok(());
         // `rest` is `records` from index `start` on.
         let (mut rest, mut start) = (records, 0);
         for (pos, tx) in rotations {
@@ -498,51 +524,66 @@ impl Committer {
             let (before, after) = rest
                 .split_at_checked(pos.saturating_sub(start))
                 .unwrap_or((rest, &[]));
-            if !before.is_empty() {
-                self.commit(before).await?;
+            if result.is_ok() && !before.is_empty() {
+                result = self.commit(before).await;
             }
             (rest, start) = (after, start + before.len());
-            self.next_segment().await?;
-            let _ = tx.send(self.segment.no);
+            if result.is_ok() && self.segment.is_some() {
+                result = self.next_segment().await;
+            }
+            // The records after the rotation go to the fresh segment; after
+            // a failure (or while waiting for space) to `next_no` or later:
+            // a segment that saw a failure is never written again.
+            let first = match (&result, &self.segment) {
+                (Ok(()), Some(segment)) => segment.no,
+                _ => self.next_no,
+            };
+            let _ = tx.send(first);
         }
-        if !rest.is_empty() {
-            self.commit(rest).await?;
+        if result.is_ok() && !rest.is_empty() {
+            result = self.commit(rest).await;
         }
-        Ok(())
+        result
     }
 
     async fn commit(&mut self, records: &[Record]) -> Result<(), StorageError> {
-        let shared = Rc::clone(&self.shared);
-        let stats = &shared.stats;
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
         let len =
             format::checked_batch_len(self.next_seq, records).map_err(StorageError::Framing)?;
-        if self.segment.pos + len as u64 > self.segment_bytes_max {
+        let room = self
+            .segment
+            .as_ref()
+            .is_some_and(|s| s.pos + len as u64 <= self.spec.bytes_max);
+        if !room {
             self.next_segment().await?;
         }
+        let Some(segment) = self.segment.as_ref() else {
+            return Err(StorageError::WalStopped);
+        };
         let batch = BatchToWrite {
-            segment: self.segment_id(),
+            segment: self.segment_id(segment),
             first_seq: self.next_seq,
             records,
             len,
         };
-        self.segment.append(batch, stats).await?;
-        self.segment.sync(stats).await?;
+        // Taken before the write: a failed batch's numbers are never
+        // reused, so a retry in a fresh segment never looks stale to replay.
         self.next_seq += records.len() as u64;
+        let stats = &self.shared.stats;
+        let segment = self.segment.as_mut().ok_or(StorageError::WalStopped)?;
+        let written = segment.append(batch).await?;
+        add(&stats.bytes_written, written);
+        let took = segment.sync().await?;
+        let micros = took.as_micros() as u64;
+        add(&stats.fsyncs, 1);
+        add(&stats.fsync_micros_total, micros);
+        if micros > stats.fsync_micros_max.get() {
+            stats.fsync_micros_max.set(micros);
+        }
         add(&stats.records, records.len() as u64);
         add(&stats.batches, 1);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segment_names_round_trip() {
-        assert_eq!(segment_file_name(42), "wal-0000000000000042.log");
-        assert_eq!(parse_segment_file_name(&segment_file_name(42)), Some(42));
-        assert_eq!(parse_segment_file_name("wal-x.log"), None);
-        assert_eq!(parse_segment_file_name("sst-0001.sst"), None);
     }
 }

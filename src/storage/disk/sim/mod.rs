@@ -163,6 +163,16 @@ impl SimDisk {
         Rc::new(disk)
     }
 
+    /// The disk's size (its capacity, or a huge figure when unlimited) and
+    /// what is free.
+    pub(super) fn space(&self) -> super::Space {
+        let s = self.state.borrow();
+        super::Space {
+            total_bytes: s.capacity_bytes.unwrap_or(u64::MAX / 2),
+            free_bytes: s.free_bytes(),
+        }
+    }
+
     /// Limits the space files may take (`None`: unlimited).
     pub(crate) fn set_capacity(&self, bytes: Option<u64>) {
         self.state.borrow_mut().capacity_bytes = bytes;
