@@ -30,7 +30,6 @@
 use super::shard::tests::with_sim_executor;
 use super::shard::Shard;
 use super::{PutClock, ShardOp, ShardReply};
-use crate::config::StorageConfig;
 use crate::model::{KeyRef, PutOrigin, VectorClock, Version, VersionSet};
 use crate::storage::disk::sim::{Fault, Op, SimDisk};
 use bytes::Bytes;
@@ -63,32 +62,7 @@ impl Rng {
     }
 }
 
-fn config() -> StorageConfig {
-    let mut c = StorageConfig {
-        memtable_bytes_max: 64 * 1024,
-        wal_segment_bytes_max: 256 * 1024,
-        ..StorageConfig::default()
-    };
-    c.compaction.l0_trigger_tables = 2;
-    c.compaction.level1_target_bytes = 16 * 1024;
-    c.compaction.level_size_multiplier = 2;
-    c.compaction.sstable_target_bytes = 16 * 1024;
-    c.compaction.rate_mb_s = 0;
-    c.cache.capacity_bytes_total = 48 * 1024;
-    c
-}
-
-type Canon = Vec<(Vec<(String, u64)>, Option<Bytes>)>;
-
-fn canon(set: &VersionSet) -> Canon {
-    let mut v: Canon = set
-        .versions()
-        .iter()
-        .map(|v| (v.clock.entries().to_vec(), v.value.clone()))
-        .collect();
-    v.sort();
-    v
-}
+use super::model_check::{canon, config};
 
 fn key(i: usize) -> KeyRef {
     KeyRef::new("t", &format!("k{i}"))

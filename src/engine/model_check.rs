@@ -79,7 +79,8 @@ fn clock_of(pairs: &[(u8, i64)]) -> VectorClock {
 /// A version as compared: clock entries and value.
 type Canon = (Vec<(String, u64)>, Option<Bytes>);
 
-fn canon(set: &VersionSet) -> Vec<Canon> {
+/// A version set as sorted (clock, value) pairs, comparable with a model's.
+pub(super) fn canon(set: &VersionSet) -> Vec<Canon> {
     let mut v: Vec<_> = set
         .versions()
         .iter()
@@ -89,7 +90,9 @@ fn canon(set: &VersionSet) -> Vec<Canon> {
     v
 }
 
-fn config() -> StorageConfig {
+/// Small memtables, tables and levels, so flushes, compactions and
+/// manifest edits happen every few dozen writes (shared with the fault test).
+pub(super) fn config() -> StorageConfig {
     let mut c = StorageConfig {
         memtable_bytes_max: 64 * 1024,
         wal_segment_bytes_max: 256 * 1024,
