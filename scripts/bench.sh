@@ -4,7 +4,11 @@
 # (reference-server, bench/). Builds release binaries, starts both servers on
 # free 127.0.0.1 ports, waits until each answers HealthCheck, runs the same
 # workloads against each (one server under load at a time), and prints
-# throughput / p99 for both and the ratios ours/reference.
+# throughput / p99 / server CPU per request for both, the ratios
+# ours/reference, the share of requests our node forwarded between cores,
+# and a line per request-path target: met or not. Server CPU is utime+stime
+# of the server process (/proc/<pid>/stat) over each measured window,
+# divided by the operations answered in it (pairdb-bench --server-pid).
 #
 # Everything talks to 127.0.0.1 only. Environment knobs (defaults):
 #   BENCH_DURATION_S=10        measured seconds per run
@@ -121,14 +125,15 @@ wait_ready "reference-server" "$REF_URL" "$REF_PID" "$OUT_DIR/reference.log"
 COMMON=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --distribution "$DISTRIBUTION"
         --duration-s "$DURATION_S" --warmup-s "$WARMUP_S")
 
-run_case() { # side url workload conns streams
-    local side=$1 url=$2 workload=$3 conns=$4 streams=$5
+run_case() { # side url workload conns streams pid
+    local side=$1 url=$2 workload=$3 conns=$4 streams=$5 pid=$6
     local name="${workload}_${conns}x${streams}_${side}"
     local progress=("--quiet")
     [[ "$VERBOSE" == 1 ]] && progress=()
     log "run $name"
     if ! "$BENCH_BIN" --target "$url" --workload "$workload" "${COMMON[@]}" \
         --connections "$conns" --streams "$streams" --label "$name" --json \
+        --server-pid "$pid" \
         "${progress[@]}" >"$OUT_DIR/$name.json" 2>"$OUT_DIR/$name.log"; then
         log "run $name failed:"
         tail -n 20 "$OUT_DIR/$name.log" >&2 || true
@@ -155,8 +160,8 @@ for workload in $WORKLOADS; do
         preloaded=1
     fi
     for conc in $CONCURRENCY; do
-        run_case ours "$NODE_URL" "$workload" "${conc%x*}" "${conc#*x}"
-        run_case reference "$REF_URL" "$workload" "${conc%x*}" "${conc#*x}"
+        run_case ours "$NODE_URL" "$workload" "${conc%x*}" "${conc#*x}" "$NODE_PID"
+        run_case reference "$REF_URL" "$workload" "${conc%x*}" "${conc#*x}" "$REF_PID"
     done
 done
 
@@ -179,45 +184,81 @@ def load(name):
 def op(run, workload):
     if run is None:
         return None
+    server = run.get("server") or {}
     if workload == "mixed":
         # Whole-run throughput; p99 of the slower operation type.
         parts = [run.get(k) for k in ("read", "write") if run.get(k)]
         if not parts:
             return None
-        return {"ops_per_s": run["ops_per_s"], "p99_us": max(p["p99_us"] for p in parts),
-                "errors": run["errors"]}
-    return run.get(workload)
+        o = {"ops_per_s": run["ops_per_s"], "p99_us": max(p["p99_us"] for p in parts),
+             "errors": run["errors"]}
+    elif run.get(workload) is None:
+        return None
+    else:
+        o = dict(run[workload])
+    o["cpu_us_per_op"] = server.get("cpu_us_per_op")
+    o["forwarded_share"] = server.get("forwarded_share")
+    return o
 
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
-rows, summary = [], []
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+rows, summary, by_case = [], [], {}
 for w in workloads:
     for c in concs:
         ours = op(load(f"{w}_{c}_ours"), w)
         ref = op(load(f"{w}_{c}_reference"), w)
         o_t = ours and ours["ops_per_s"]; r_t = ref and ref["ops_per_s"]
         o_p = ours and ours["p99_us"] / 1000; r_p = ref and ref["p99_us"] / 1000
-        t_ratio = o_t / r_t if o_t is not None and r_t else None
-        p_ratio = o_p / r_p if o_p is not None and r_p else None
+        o_c = ours and ours["cpu_us_per_op"]; r_c = ref and ref["cpu_us_per_op"]
+        fwd = ours and ours["forwarded_share"]
+        t_ratio, p_ratio, c_ratio = ratio(o_t, r_t), ratio(o_p, r_p), ratio(o_c, r_c)
         errs = f"{ours['errors'] if ours else '-'}/{ref['errors'] if ref else '-'}"
-        rows.append((w, c, fmt(o_t, ".0f"), fmt(o_p, ".3f"), fmt(r_t, ".0f"), fmt(r_p, ".3f"),
-                     fmt(t_ratio, ".2f"), fmt(p_ratio, ".2f"), errs))
-        summary.append({"workload": w, "concurrency": c, "ours_ops_per_s": o_t, "ours_p99_ms": o_p,
-                        "reference_ops_per_s": r_t, "reference_p99_ms": r_p,
-                        "throughput_ratio": t_ratio, "p99_ratio": p_ratio})
+        rows.append((w, c, fmt(o_t, ".0f"), fmt(o_p, ".3f"), fmt(o_c, ".1f"), fmt(r_t, ".0f"),
+                     fmt(r_p, ".3f"), fmt(r_c, ".1f"), fmt(t_ratio, ".2f"), fmt(p_ratio, ".2f"),
+                     fmt(c_ratio, ".2f"), fmt(fwd and fwd * 100, ".0f"), errs))
+        case = {"workload": w, "concurrency": c, "ours_ops_per_s": o_t, "ours_p99_ms": o_p,
+                "ours_cpu_us_per_op": o_c, "reference_ops_per_s": r_t, "reference_p99_ms": r_p,
+                "reference_cpu_us_per_op": r_c, "throughput_ratio": t_ratio, "p99_ratio": p_ratio,
+                "cpu_ratio": c_ratio, "forwarded_share": fwd}
+        summary.append(case)
+        by_case[(w, c)] = case
 
-head = ("workload", "conn x str", "ours ops/s", "ours p99 ms", "ref ops/s", "ref p99 ms",
-        "tput ours/ref", "p99 ours/ref", "errors o/r")
+head = ("workload", "conn x str", "ours ops/s", "ours p99 ms", "ours cpu us/op", "ref ops/s",
+        "ref p99 ms", "ref cpu us/op", "tput o/r", "p99 o/r", "cpu o/r", "fwd %", "errors o/r")
 widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 line = lambda r: "  ".join(str(v).rjust(wd) for v, wd in zip(r, widths))
 print()
-print("pairdb-storage vs reference-server (tput ratio > 1 and p99 ratio < 1 favour ours)")
+print("pairdb-storage vs reference-server (tput ratio > 1, p99 and cpu ratios < 1 favour ours;")
+print("cpu = server utime+stime per answered request; fwd % = requests our node moved between cores)")
 print(line(head))
 print("  ".join("-" * wd for wd in widths))
 for r in rows:
     print(line(r))
+
+# The request-path targets, each judged on the case it names (n/a when that
+# case was not run). Durable writes: the node's default wal_sync "always".
+TARGETS = [
+    ("read", "4x16", "cpu_ratio", "<=", 0.6, "reads 4x16: server CPU per request <= 0.6x the reference's"),
+    ("read", "4x16", "throughput_ratio", ">=", 1.25, "reads 4x16: throughput >= 1.25x the reference's"),
+    ("read", "1x1", "p99_ratio", "<=", 1.0, "reads 1x1: p99 <= the reference's"),
+    ("read", "1x1", "cpu_ratio", "<=", 1.5, "reads 1x1: server CPU per request <= 1.5x the reference's"),
+    ("write", "4x16", "throughput_ratio", ">=", 0.9, "durable writes 4x16: throughput >= 0.9x the in-memory reference's"),
+    ("write", "4x16", "p99_ratio", "<=", 1.0, "durable writes 4x16: p99 <= the in-memory reference's"),
+]
+checks = []
+print()
+print("request-path targets (ratios ours/reference, this run)")
+for w, c, field, op_, limit, text in TARGETS:
+    v = by_case.get((w, c), {}).get(field)
+    met = None if v is None else (v <= limit if op_ == "<=" else v >= limit)
+    verdict = "n/a" if met is None else ("met" if met else "NOT MET")
+    print(f"  {text:<72} {fmt(v, '.2f'):>6}  {verdict}")
+    checks.append({"target": text, "measured": v, "met": met})
 with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+    json.dump({"cases": summary, "targets": checks}, f, indent=2)
 PY
 log "logs and JSON in $OUT_DIR"

@@ -116,6 +116,11 @@ pub struct Args {
     /// Poll period of --split-by-compaction, milliseconds.
     #[arg(long, default_value_t = 250)]
     pub compaction_poll_ms: u64,
+    /// The server's process id (on this machine): report its CPU time per
+    /// operation over the measured window, and, for a PairDB node, the
+    /// share of requests forwarded between cores.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 impl Args {

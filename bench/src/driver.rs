@@ -18,6 +18,7 @@ use crate::preload::{key_pass, Pass};
 use crate::proto::HealthCheckRequest;
 use crate::report::{check_targets, CompactionSplit, OpStats, PhaseSummary, RunSummary};
 use crate::rpc::{do_read, do_write, wait_ready, Client, Outcome, MAX_MESSAGE_BYTES};
+use crate::server_cost::spawn_window_sampler;
 use crate::values::ValueSource;
 use crate::BoxError;
 
@@ -262,6 +263,18 @@ pub async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         None
     };
 
+    let sampler = match args.server_pid {
+        Some(pid) => {
+            let ch = args.endpoint()?.timeout(POLL_TIMEOUT).connect().await?;
+            Some(spawn_window_sampler(
+                pid,
+                Client::new(ch),
+                ctx.measure_start,
+                ctx.end,
+            ))
+        }
+        None => None,
+    };
     let mut tasks = Vec::with_capacity(args.connections * args.streams);
     for (c, client) in clients.iter().enumerate() {
         for s in 0..args.streams {
@@ -295,6 +308,10 @@ pub async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
     let errors = all.write.errors + all.read.errors;
     let memory_pressure = all.write.memory_pressure + all.read.memory_pressure;
     let targets = check_targets(write.as_ref(), read.as_ref());
+    let server = match sampler {
+        Some(s) => s.await?.cost(total_ops),
+        None => None,
+    };
     let split = args.split_by_compaction.then(|| {
         let polls = ctx.polls.load(Ordering::Relaxed);
         let polls_compacting = ctx.polls_compacting.load(Ordering::Relaxed);
@@ -343,6 +360,7 @@ pub async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         distinct_keys_written: ctx.written.as_ref().map(KeyTracker::count),
         write,
         read,
+        server,
         split,
         targets,
     }))

@@ -1,7 +1,8 @@
 //! Shared code of the PairDB benchmark harness: the generated `storage`
 //! protocol (client and server), vector clock helpers, key distributions,
 //! write values, result reporting, the load generator's command line and run
-//! (`cli`, `context`, `driver`, `preload`, `poller`, `rpc`), and the in-memory reference
+//! (`cli`, `context`, `driver`, `preload`, `poller`, `rpc`), the server's CPU and
+//! forwarded share over the measured window (`server_cost`), and the in-memory reference
 //! server. The binaries (`pairdb-bench`, `reference-server`) are thin front
 //! ends over these modules.
 
@@ -15,6 +16,7 @@ pub mod preload;
 pub mod reference;
 pub mod report;
 pub mod rpc;
+pub mod server_cost;
 pub mod values;
 
 /// The error of a benchmark step (connecting, a failed pass, a bad flag).

@@ -243,6 +243,8 @@ pub struct RunSummary {
     pub read: Option<OpSummary>,
     /// Present with `--split-by-compaction`.
     pub split: Option<CompactionSplit>,
+    /// Present with `--server-pid`.
+    pub server: Option<crate::server_cost::ServerCost>,
     pub targets: Vec<TargetCheck>,
 }
 
@@ -374,6 +376,17 @@ impl RunSummary {
             out.push_str(&format!(
                 "distinct keys written over the run: {n} of {}\n",
                 self.keys
+            ));
+        }
+        if let Some(s) = &self.server {
+            let forwarded = s.forwarded_share.map_or(String::new(), |f| {
+                format!(", {:.1}% of requests forwarded between cores", f * 100.0)
+            });
+            out.push_str(&format!(
+                "server (pid {}): {:.1} us CPU per operation ({:.2} s CPU in the window){forwarded}\n",
+                s.pid,
+                s.cpu_us_per_op,
+                s.cpu_us as f64 / 1e6
             ));
         }
         out.push('\n');
