@@ -24,6 +24,9 @@
 #   BENCH_SKIP_BUILD=0         1: use the binaries already built
 #   BENCH_NODE_BIN / BENCH_REF_BIN / BENCH_BENCH_BIN  override binary paths
 #   BENCH_VERBOSE=0            1: show the bench's per-second progress lines
+#   BENCH_SHARD_AWARE=1        also run our node shard-aware (each request to
+#                              its owning shard's port, node.shard_port_base);
+#                              0: single-port runs only
 # (set CARGO_NET_OFFLINE=true to keep cargo itself off the network)
 set -euo pipefail
 
@@ -41,6 +44,7 @@ SHARDS=${BENCH_SHARDS:-}
 READY_S=${BENCH_READY_S:-60}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 VERBOSE=${BENCH_VERBOSE:-0}
+SHARD_AWARE=${BENCH_SHARD_AWARE:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 NODE_BIN=${BENCH_NODE_BIN:-$TARGET_DIR/release/pairdb-storage}
 REF_BIN=${BENCH_REF_BIN:-$TARGET_DIR/release/reference-server}
@@ -82,18 +86,40 @@ for bin in "$NODE_BIN" "$REF_BIN" "$BENCH_BIN"; do
     [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
 done
 
-# Two distinct free loopback ports (both sockets held open while choosing).
-read -r NODE_PORT REF_PORT < <(python3 - <<'PY'
-import socket
+# Two distinct free loopback ports, and a run of 64 free ports for the
+# node's shard ports (all held open while choosing).
+read -r NODE_PORT REF_PORT SHARD_PORT_BASE < <(python3 - <<'PY'
+import random, socket
 a, b = socket.socket(), socket.socket()
 a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])
+taken = {a.getsockname()[1], b.getsockname()[1]}
+for _ in range(200):
+    base = random.randrange(20000, 60000)
+    held = []
+    try:
+        for p in range(base, base + 64):
+            if p in taken:
+                raise OSError
+            s = socket.socket(); s.bind(("127.0.0.1", p)); held.append(s)
+        break
+    except OSError:
+        for s in held:
+            s.close()
+else:
+    base = 0
+print(a.getsockname()[1], b.getsockname()[1], base)
 PY
 )
 NODE_URL="http://127.0.0.1:$NODE_PORT"
 REF_URL="http://127.0.0.1:$REF_PORT"
 
 NODE_ARGS=(--listen "127.0.0.1:$NODE_PORT" --data-dir "$DATA_DIR/node")
+if [[ "$SHARD_AWARE" == 1 && "$SHARD_PORT_BASE" != 0 ]]; then
+    printf '[node]\nshard_port_base = %s\n' "$SHARD_PORT_BASE" >"$DATA_DIR/node.toml"
+    NODE_ARGS+=(--config "$DATA_DIR/node.toml")
+else
+    SHARD_AWARE=0
+fi
 [[ -n "$SHARDS" ]] && NODE_ARGS+=(--shards "$SHARDS")
 log "starting pairdb-storage on 127.0.0.1:$NODE_PORT (data $DATA_DIR/node)"
 "$NODE_BIN" "${NODE_ARGS[@]}" >"$OUT_DIR/node.log" 2>&1 &
@@ -125,15 +151,16 @@ wait_ready "reference-server" "$REF_URL" "$REF_PID" "$OUT_DIR/reference.log"
 COMMON=(--keys "$KEYS" --value-bytes "$VALUE_BYTES" --distribution "$DISTRIBUTION"
         --duration-s "$DURATION_S" --warmup-s "$WARMUP_S")
 
-run_case() { # side url workload conns streams pid
+run_case() { # side url workload conns streams pid [extra pairdb-bench args]
     local side=$1 url=$2 workload=$3 conns=$4 streams=$5 pid=$6
+    shift 6
     local name="${workload}_${conns}x${streams}_${side}"
     local progress=("--quiet")
     [[ "$VERBOSE" == 1 ]] && progress=()
     log "run $name"
     if ! "$BENCH_BIN" --target "$url" --workload "$workload" "${COMMON[@]}" \
         --connections "$conns" --streams "$streams" --label "$name" --json \
-        --server-pid "$pid" \
+        --server-pid "$pid" "$@" \
         "${progress[@]}" >"$OUT_DIR/$name.json" 2>"$OUT_DIR/$name.log"; then
         log "run $name failed:"
         tail -n 20 "$OUT_DIR/$name.log" >&2 || true
@@ -161,6 +188,10 @@ for workload in $WORKLOADS; do
     fi
     for conc in $CONCURRENCY; do
         run_case ours "$NODE_URL" "$workload" "${conc%x*}" "${conc#*x}" "$NODE_PID"
+        if [[ "$SHARD_AWARE" == 1 ]]; then
+            run_case ours-shard-aware "$NODE_URL" "$workload" "${conc%x*}" "${conc#*x}" \
+                "$NODE_PID" --shard-aware
+        fi
         run_case reference "$REF_URL" "$workload" "${conc%x*}" "${conc#*x}" "$REF_PID"
     done
 done
@@ -170,9 +201,10 @@ for side in node reference; do
     kill -0 "$pid" 2>/dev/null || log "warning: $side server exited during the runs (see $OUT_DIR/$side.log)"
 done
 
-python3 - "$OUT_DIR" "$WORKLOADS" "$CONCURRENCY" <<'PY'
+python3 - "$OUT_DIR" "$WORKLOADS" "$CONCURRENCY" "$SHARD_AWARE" <<'PY'
 import json, os, sys
 out, workloads, concs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+modes = [("ours", "")] + ([("ours-shard-aware", " sa")] if sys.argv[4] == "1" else [])
 
 def load(name):
     try:
@@ -207,9 +239,8 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 rows, summary, by_case = [], [], {}
-for w in workloads:
-    for c in concs:
-        ours = op(load(f"{w}_{c}_ours"), w)
+for w, c, side, tag in [(w, c, side, tag) for side, tag in modes for w in workloads for c in concs]:
+        ours = op(load(f"{w}_{c}_{side}"), w)
         ref = op(load(f"{w}_{c}_reference"), w)
         o_t = ours and ours["ops_per_s"]; r_t = ref and ref["ops_per_s"]
         o_p = ours and ours["p99_us"] / 1000; r_p = ref and ref["p99_us"] / 1000
@@ -217,15 +248,15 @@ for w in workloads:
         fwd = ours and ours["forwarded_share"]
         t_ratio, p_ratio, c_ratio = ratio(o_t, r_t), ratio(o_p, r_p), ratio(o_c, r_c)
         errs = f"{ours['errors'] if ours else '-'}/{ref['errors'] if ref else '-'}"
-        rows.append((w, c, fmt(o_t, ".0f"), fmt(o_p, ".3f"), fmt(o_c, ".1f"), fmt(r_t, ".0f"),
+        rows.append((w + tag, c, fmt(o_t, ".0f"), fmt(o_p, ".3f"), fmt(o_c, ".1f"), fmt(r_t, ".0f"),
                      fmt(r_p, ".3f"), fmt(r_c, ".1f"), fmt(t_ratio, ".2f"), fmt(p_ratio, ".2f"),
                      fmt(c_ratio, ".2f"), fmt(fwd and fwd * 100, ".0f"), errs))
-        case = {"workload": w, "concurrency": c, "ours_ops_per_s": o_t, "ours_p99_ms": o_p,
+        case = {"workload": w, "concurrency": c, "mode": side, "ours_ops_per_s": o_t, "ours_p99_ms": o_p,
                 "ours_cpu_us_per_op": o_c, "reference_ops_per_s": r_t, "reference_p99_ms": r_p,
                 "reference_cpu_us_per_op": r_c, "throughput_ratio": t_ratio, "p99_ratio": p_ratio,
                 "cpu_ratio": c_ratio, "forwarded_share": fwd}
         summary.append(case)
-        by_case[(w, c)] = case
+        by_case[(w, c, side)] = case
 
 head = ("workload", "conn x str", "ours ops/s", "ours p99 ms", "ours cpu us/op", "ref ops/s",
         "ref p99 ms", "ref cpu us/op", "tput o/r", "p99 o/r", "cpu o/r", "fwd %", "errors o/r")
@@ -233,7 +264,8 @@ widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 line = lambda r: "  ".join(str(v).rjust(wd) for v, wd in zip(r, widths))
 print()
 print("pairdb-storage vs reference-server (tput ratio > 1, p99 and cpu ratios < 1 favour ours;")
-print("cpu = server utime+stime per answered request; fwd % = requests our node moved between cores)")
+print("cpu = server utime+stime per answered request; fwd % = requests our node moved between cores;")
+print("'sa' rows: shard-aware client, each request sent to its owning shard's port)")
 print(line(head))
 print("  ".join("-" * wd for wd in widths))
 for r in rows:
@@ -252,12 +284,14 @@ TARGETS = [
 checks = []
 print()
 print("request-path targets (ratios ours/reference, this run)")
-for w, c, field, op_, limit, text in TARGETS:
-    v = by_case.get((w, c), {}).get(field)
-    met = None if v is None else (v <= limit if op_ == "<=" else v >= limit)
-    verdict = "n/a" if met is None else ("met" if met else "NOT MET")
-    print(f"  {text:<72} {fmt(v, '.2f'):>6}  {verdict}")
-    checks.append({"target": text, "measured": v, "met": met})
+for side, tag in modes:
+    for w, c, field, op_, limit, text in TARGETS:
+        v = by_case.get((w, c, side), {}).get(field)
+        met = None if v is None else (v <= limit if op_ == "<=" else v >= limit)
+        verdict = "n/a" if met is None else ("met" if met else "NOT MET")
+        label = text + (" (shard-aware)" if tag else "")
+        print(f"  {label:<86} {fmt(v, '.2f'):>6}  {verdict}")
+        checks.append({"target": label, "measured": v, "met": met})
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump({"cases": summary, "targets": checks}, f, indent=2)
 PY

@@ -121,6 +121,11 @@ pub struct Args {
     /// share of requests forwarded between cores.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Send each request to the port of the shard owning its key (from the
+    /// node's GetShardMap; needs node.shard_port_base). Each connection
+    /// becomes one connection per shard.
+    #[arg(long)]
+    pub shard_aware: bool,
 }
 
 impl Args {

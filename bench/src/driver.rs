@@ -19,6 +19,7 @@ use crate::proto::HealthCheckRequest;
 use crate::report::{check_targets, CompactionSplit, OpStats, PhaseSummary, RunSummary};
 use crate::rpc::{do_read, do_write, wait_ready, Client, Outcome, MAX_MESSAGE_BYTES};
 use crate::server_cost::spawn_window_sampler;
+use crate::shard_route::{self, ShardRoute};
 use crate::values::ValueSource;
 use crate::BoxError;
 
@@ -45,7 +46,24 @@ const COMPACTING: usize = 1;
 /// One closed request loop; returns its measured-window stats per phase
 /// (`IDLE`, `COMPACTING`; everything is `IDLE` without
 /// --split-by-compaction).
-async fn worker(mut client: Client, ctx: Arc<Ctx>, seed: u64) -> [OpPair; 2] {
+/// Where a worker sends its requests.
+enum Route {
+    /// One connection to the node's address.
+    One(Client),
+    /// The owning shard's port, per key.
+    ByShard(ShardRoute),
+}
+
+impl Route {
+    fn client(&mut self, tenant: &str, key: &str) -> &mut Client {
+        match self {
+            Route::One(c) => c,
+            Route::ByShard(r) => r.client_for(tenant, key),
+        }
+    }
+}
+
+async fn worker(mut route: Route, ctx: Arc<Ctx>, seed: u64) -> [OpPair; 2] {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut phases = [OpPair::default(), OpPair::default()];
     let args = &ctx.args;
@@ -67,9 +85,10 @@ async fn worker(mut client: Client, ctx: Arc<Ctx>, seed: u64) -> [OpPair; 2] {
         } else {
             IDLE
         };
+        let client = route.client(&args.tenant, &key);
         let outcome = match value {
-            None => do_read(&mut client, &args.tenant, key).await,
-            Some(value) => do_write(&mut client, &args.tenant, key, value).await,
+            None => do_read(client, &args.tenant, key).await,
+            Some(value) => do_write(client, &args.tenant, key, value).await,
         };
         let us = start.elapsed().as_micros() as u64;
         ctx.completed.fetch_add(1, Ordering::Relaxed);
@@ -275,11 +294,20 @@ pub async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         }
         None => None,
     };
+    let shard_routes = if args.shard_aware {
+        Some(shard_route::connect(&args, args.connections).await?)
+    } else {
+        None
+    };
     let mut tasks = Vec::with_capacity(args.connections * args.streams);
     for (c, client) in clients.iter().enumerate() {
         for s in 0..args.streams {
             let task_seed = seed.wrapping_add((c * args.streams + s) as u64 + 1);
-            tasks.push(tokio::spawn(worker(client.clone(), ctx.clone(), task_seed)));
+            let route = match &shard_routes {
+                Some(routes) => Route::ByShard(routes[c].clone()),
+                None => Route::One(client.clone()),
+            };
+            tasks.push(tokio::spawn(worker(route, ctx.clone(), task_seed)));
         }
     }
     let mut phases = [OpPair::default(), OpPair::default()];

@@ -2,7 +2,8 @@
 //! protocol (client and server), vector clock helpers, key distributions,
 //! write values, result reporting, the load generator's command line and run
 //! (`cli`, `context`, `driver`, `preload`, `poller`, `rpc`), the server's CPU and
-//! forwarded share over the measured window (`server_cost`), and the in-memory reference
+//! forwarded share over the measured window (`server_cost`), shard-aware
+//! routing (`shard_route`), and the in-memory reference
 //! server. The binaries (`pairdb-bench`, `reference-server`) are thin front
 //! ends over these modules.
 
@@ -17,6 +18,7 @@ pub mod reference;
 pub mod report;
 pub mod rpc;
 pub mod server_cost;
+pub mod shard_route;
 pub mod values;
 
 /// The error of a benchmark step (connecting, a failed pass, a bad flag).

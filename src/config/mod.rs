@@ -80,6 +80,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// 0 means one shard per CPU the process may run on.
     pub shards: usize,
+    /// Shard-aware ports: shard i also listens on `shard_port_base + i`
+    /// (same host as `listen`), so a client that knows the key's shard
+    /// skips the cross-core hop. 0 = off.
+    pub shard_port_base: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -193,6 +197,7 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:50051".into(),
             data_dir: PathBuf::from("pairdb-data"),
             shards: 0,
+            shard_port_base: 0,
         }
     }
 }

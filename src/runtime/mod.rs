@@ -141,6 +141,7 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     let data_root = data_dir.root().to_path_buf();
     check_volume(&data_root, &config, shards)?;
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
+    let shard_ports = shard_addrs(&config, addr, shards)?;
     let cluster =
         Arc::new(ClusterStart::prepare(&config, addr, shards).map_err(RuntimeError::Config)?);
     let placement = if shards <= available_cores() {
@@ -166,7 +167,17 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     let handles = builder
         .on_all_shards(move || {
             core_main(
-                config, data_root, shards, addr, mesh, flags, started, cluster,
+                config,
+                data_root,
+                shards,
+                Listen {
+                    addr,
+                    shard_ports: shard_ports.clone(),
+                },
+                mesh,
+                flags,
+                started,
+                cluster,
             )
         })
         .map_err(|e| RuntimeError::Executors(e.to_string()))?;
@@ -188,6 +199,78 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
 
 /// This core's part of the node's streams, resumed from the shard's
 /// `STREAMS` file; batches go to each target over the node's gRPC client.
+/// Accepts connections on `listener` until shutdown begins, serving each
+/// in its own task (past the connection limit an idle one is evicted, or
+/// the new one closed).
+async fn accept_loop(listener: glommio::net::TcpListener, core: Rc<CoreContext>, shard_id: usize) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            core.wait_shutdown().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok(stream)) => {
+                let core_for_conn = Rc::clone(&core);
+                glommio::spawn_local(async move {
+                    let Some((_slot, state)) = core_for_conn.admit_connection_evicting().await
+                    else {
+                        tracing::warn!(
+                            limit = core_for_conn.config.limits.connections_max_per_core,
+                            "connection limit reached and no connection idle: closing a new connection"
+                        );
+                        return;
+                    };
+                    conn::serve(stream, Rc::clone(&core_for_conn), state).await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                tracing::warn!(shard = shard_id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The addresses a core listens on: the node's address (every core, with
+/// SO_REUSEPORT) and, with `node.shard_port_base`, shard i's own port at
+/// index i.
+#[derive(Clone)]
+struct Listen {
+    addr: SocketAddr,
+    shard_ports: Vec<SocketAddr>,
+}
+
+/// The shard-aware addresses (`node.shard_port_base + i` on the listen
+/// host), each checked free; empty when the base is 0.
+fn shard_addrs(
+    config: &Config,
+    addr: SocketAddr,
+    shards: usize,
+) -> Result<Vec<SocketAddr>, RuntimeError> {
+    let base = config.node.shard_port_base;
+    if base == 0 {
+        return Ok(Vec::new());
+    }
+    let last = base as usize + shards - 1;
+    if last > u16::MAX as usize {
+        return Err(RuntimeError::Config(format!(
+            "node.shard_port_base {base}: {shards} shards need ports {base}..={last}, past 65535"
+        )));
+    }
+    if (base as usize..=last).contains(&(addr.port() as usize)) {
+        return Err(RuntimeError::Config(format!(
+            "node.shard_port_base {base}: the shard ports {base}..={last} include the listen port {}",
+            addr.port()
+        )));
+    }
+    (0..shards)
+        .map(|i| port::probe(SocketAddr::new(addr.ip(), base + i as u16)).map_err(RuntimeError::Port))
+        .collect()
+}
+
 /// Refuses a data volume too small for `shards` shards (a full volume of
 /// the right size is fine: the node starts, serves reads and waits for
 /// space to write).
@@ -236,7 +319,7 @@ async fn core_main(
     config: Config,
     data_root: std::path::PathBuf,
     shards: usize,
-    addr: SocketAddr,
+    listen: Listen,
     mesh: MeshBuilder<MeshMsg, glommio::channels::channel_mesh::Full>,
     flags: ShutdownFlags,
     started: Instant,
@@ -293,10 +376,18 @@ async fn core_main(
     if let Some(r) = receivers {
         router.spawn_receivers(r);
     }
-    let listener = port::bind_listener(addr).map_err(|e| RuntimeError::Core {
-        shard: shard_id,
-        reason: format!("cannot bind {addr}: {e}"),
-    })?;
+    let addr = listen.addr;
+    let bind = |addr: SocketAddr| {
+        port::bind_listener(addr).map_err(|e| RuntimeError::Core {
+            shard: shard_id,
+            reason: format!("cannot bind {addr}: {e}"),
+        })
+    };
+    let listener = bind(addr)?;
+    let shard_listener = match listen.shard_ports.get(shard_id) {
+        Some(own) => Some((*own, bind(*own)?)),
+        None => None,
+    };
     let cluster = cluster
         .take(shard_id)
         .map_err(|reason| RuntimeError::Core {
@@ -314,7 +405,7 @@ async fn core_main(
         let core = Rc::clone(&core);
         cluster.start(async move { core.wait_shutdown().await })
     };
-    tracing::info!(shard = shard_id, %addr, "core serving");
+    tracing::info!(shard = shard_id, %addr, shard_port = ?shard_listener.as_ref().map(|(a, _)| *a), "core serving");
 
     // Watch the process-wide flag and trip this core's latch.
     let watcher = {
@@ -328,36 +419,14 @@ async fn core_main(
         })
     };
 
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            core.wait_shutdown().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok(stream)) => {
-                let core_for_conn = Rc::clone(&core);
-                glommio::spawn_local(async move {
-                    let Some((_slot, state)) = core_for_conn.admit_connection_evicting().await
-                    else {
-                        tracing::warn!(
-                            limit = core_for_conn.config.limits.connections_max_per_core,
-                            "connection limit reached and no connection idle: closing a new connection"
-                        );
-                        return;
-                    };
-                    conn::serve(stream, Rc::clone(&core_for_conn), state).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                tracing::warn!(shard = shard_id, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-        }
+    // The shard's own port is served by the same loop, in its own task.
+    let shard_accepts = shard_listener.map(|(_, l)| {
+        glommio::spawn_local(accept_loop(l, Rc::clone(&core), shard_id))
+    });
+    accept_loop(listener, Rc::clone(&core), shard_id).await;
+    if let Some(task) = shard_accepts {
+        task.await;
     }
-    drop(listener);
     watcher.await;
     tracing::info!(
         shard = shard_id,

@@ -38,6 +38,8 @@ pub(crate) const METHODS: &[(&str, &str)] = &[
     (ADMIN_SERVICE, "Cleanup"),
     (ADMIN_SERVICE, "Undrain"),
     (STORAGE_SERVICE, "ReplicateData"),
+    // Appended, not inserted: committed fuzz inputs select methods by index.
+    (STORAGE_SERVICE, "GetShardMap"),
 ];
 
 fn invalid(Invalid(m): Invalid) -> Status {
@@ -78,6 +80,9 @@ pub(crate) fn check_request(path: &str, body: Bytes, config: &Config) -> Result<
         }
         (STORAGE_SERVICE, "HealthCheck") => {
             let _: proto::HealthCheckRequest = decode(body)?;
+        }
+        (STORAGE_SERVICE, "GetShardMap") => {
+            let _: proto::ShardMapRequest = decode(body)?;
         }
         (STORAGE_SERVICE, "StreamKeys") => {
             let r: proto::StreamKeysRequest = decode(body)?;

@@ -9,6 +9,7 @@
 //! One file per group of methods:
 //! - [`data`] answers Write, Delete, Repair, Read;
 //! - [`health`] answers HealthCheck;
+//! - [`shard_map`] answers GetShardMap (shard-aware clients);
 //! - [`ranges`] answers StreamKeys (server streaming) and GetKeyRange;
 //! - [`replicate`] answers ReplicateData (listed keys or a key range to a
 //!   member);
@@ -29,6 +30,7 @@ mod health;
 mod peer;
 mod ranges;
 mod replicate;
+mod shard_map;
 mod streams;
 
 use super::context::CoreContext;
@@ -87,6 +89,10 @@ pub(crate) async fn dispatch(
         (STORAGE_SERVICE, "HealthCheck") => {
             let _: proto::HealthCheckRequest = decode(body)?;
             unary(&health::health(core).await)
+        }
+        (STORAGE_SERVICE, "GetShardMap") => {
+            let _: proto::ShardMapRequest = decode(body)?;
+            unary(&shard_map::shard_map(core))
         }
         (STORAGE_SERVICE, "StreamKeys") => {
             ranges::stream_keys(core, decode(body)?).map(Answer::Stream)
