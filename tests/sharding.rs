@@ -2,11 +2,13 @@
 //! correctly whichever core's connection carries the request (requests are
 //! forwarded to the owning core, as the per-shard HealthCheck counters show),
 //! and many concurrent clients over few connections all succeed, including
-//! concurrent writes to one hot key.
+//! concurrent writes to one hot key. HealthCheck names a hot key on the
+//! shard that owns it, unless `storage.hot_keys_tracked` is 0.
 
 mod common;
 
 use common::*;
+use pairdb_storage::model::{owner_shard, ring_token};
 use std::collections::BTreeSet;
 
 /// Opens connections until both cores hold at least one (the kernel spreads
@@ -198,5 +200,100 @@ async fn concurrent_writes_to_one_hot_key_lose_nothing() {
     assert_eq!(
         clock_map(&r.vector_clock),
         cmap(&[(&node.node_id, BLIND as i64)])
+    );
+}
+
+/// `shard.N.hot_key.R` values of shard `s`, rank 1 first; checks that the
+/// ranks run from 1 without a gap and stop at 10.
+fn hot_keys_of(m: &std::collections::BTreeMap<String, String>, s: usize) -> Vec<(u64, String)> {
+    let prefix = format!("shard.{s}.hot_key.");
+    let listed = m.keys().filter(|k| k.starts_with(&prefix)).count();
+    assert!(listed <= 10, "shard {s} lists {listed} hot keys: {m:?}");
+    (1..=listed)
+        .map(|rank| {
+            let v = m
+                .get(&format!("{prefix}{rank}"))
+                .unwrap_or_else(|| panic!("{prefix}{rank} missing: {m:?}"));
+            let (count, shown) = v
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{prefix}{rank} = {v:?} is not \"<count> <key>\""));
+            let count = count
+                .parse()
+                .unwrap_or_else(|e| panic!("{prefix}{rank} = {v:?}: {e}"));
+            (count, shown.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_names_the_hot_key_on_the_shard_that_owns_it() {
+    let node = Node::start(2).await;
+    // Two connections: whichever cores they sit on, the owning shard counts.
+    let mut clients = [node.client().await, node.client().await];
+    const TENANT: &str = "tenant-h";
+    const HOT: &str = "the hot/key";
+    let w = write(&mut clients[0], TENANT, HOT, b"v", None).await;
+    assert!(w.success, "{w:?}");
+    for i in 0..200 {
+        let r = read(&mut clients[i % 2], TENANT, HOT).await;
+        assert!(r.success, "{r:?}");
+    }
+    for k in 0..30 {
+        let key = format!("cool-{k}");
+        let w = write(&mut clients[k % 2], TENANT, &key, b"v", None).await;
+        assert!(w.success, "{w:?}");
+        for _ in 0..3 {
+            let r = read(&mut clients[k % 2], TENANT, &key).await;
+            assert!(r.success, "{r:?}");
+        }
+    }
+
+    let m = metrics(&mut clients[0]).await;
+    let owner = owner_shard(ring_token(TENANT, HOT), 2);
+    let hot = hot_keys_of(&m, owner);
+    let Some((count, shown)) = hot.first() else {
+        panic!("shard {owner} lists no hot key: {m:?}");
+    };
+    // Tenant length, tenant, key; the space is escaped.
+    assert_eq!(shown, "8:tenant-hthe\\x20hot/key", "{m:?}");
+    assert!(*count >= 200, "{count} requests counted: {m:?}");
+    assert!(
+        hot.windows(2).all(|w| w[0].0 >= w[1].0),
+        "ranked by count: {hot:?}"
+    );
+    for s in 0..2 {
+        for (count, shown) in hot_keys_of(&m, s) {
+            if shown.starts_with("8:tenant-hcool-") {
+                // One write and three reads each; a sketch never counts low.
+                assert!(count >= 4, "shard {s}: {shown} counted {count}: {m:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_hot_key_is_reported_when_tracking_is_off() {
+    let node = Node::start_with(NodeOptions {
+        config: Some("[storage]\nhot_keys_tracked = 0\n".into()),
+        ..NodeOptions::default()
+    })
+    .await;
+    let mut c = node.client().await;
+    for k in 0..8 {
+        let key = format!("secret-{k}");
+        let w = write(&mut c, "private", &key, b"v", None).await;
+        assert!(w.success, "{w:?}");
+        for _ in 0..10 {
+            let r = read(&mut c, "private", &key).await;
+            assert!(r.success, "{r:?}");
+        }
+    }
+    let m = metrics(&mut c).await;
+    assert!(m.contains_key("shard.0.requests_local"), "{m:?}");
+    let named: Vec<_> = m.keys().filter(|k| k.contains("hot_key")).collect();
+    assert!(named.is_empty(), "hot keys reported while off: {named:?}");
+    assert!(
+        !m.values().any(|v| v.contains("secret-")),
+        "a key appears in HealthCheck: {m:?}"
     );
 }

@@ -25,6 +25,9 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../shards.toml");
 /// versions per key (16-bit fields).
 const FORMAT_COUNT_MAX: usize = u16::MAX as usize;
 
+/// Most counters a shard's hot-keys sketch may have.
+const HOT_KEYS_TRACKED_MAX: usize = 1024;
+
 /// A configuration problem, naming where it is and why.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -142,6 +145,9 @@ pub struct StorageConfig {
     pub immutable_memtables_max: usize,
     pub write_stall_timeout_ms: u64,
     pub sstable_block_bytes: usize,
+    /// Counters of each shard's hot-keys sketch (0: keys are neither
+    /// tracked nor reported).
+    pub hot_keys_tracked: usize,
     pub compaction: CompactionConfig,
     pub flow_control: FlowControlConfig,
     pub cache: CacheConfig,
@@ -161,6 +167,7 @@ impl Default for StorageConfig {
             immutable_memtables_max: 2,
             write_stall_timeout_ms: 2000,
             sstable_block_bytes: 16 * 1024,
+            hot_keys_tracked: 32,
             compaction: CompactionConfig::default(),
             flow_control: FlowControlConfig::default(),
             cache: CacheConfig::default(),
@@ -443,6 +450,15 @@ impl Config {
                 "must be between 1 KiB and 4 MiB".into(),
             );
         }
+        if st.hot_keys_tracked > HOT_KEYS_TRACKED_MAX {
+            return bad(
+                "storage.hot_keys_tracked",
+                format!(
+                    "{} is more than {HOT_KEYS_TRACKED_MAX} (a key not tracked costs a scan of the counters)",
+                    st.hot_keys_tracked
+                ),
+            );
+        }
         if st.wal_periodic_interval_ms == 0 {
             return bad(
                 "storage.wal_periodic_interval_ms",
@@ -552,6 +568,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("node.listen"), "{err}");
+        let err = Config::parse("[storage]\nhot_keys_tracked = 1025\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.hot_keys_tracked"), "{err}");
+        let off = Config::parse("[storage]\nhot_keys_tracked = 0\n", "f.toml").unwrap();
+        assert_eq!(off.storage.hot_keys_tracked, 0);
         let err = Config::parse("[logging]\nformat = \"xml\"\n", "f.toml")
             .unwrap_err()
             .to_string();

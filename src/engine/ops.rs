@@ -119,6 +119,21 @@ pub(crate) struct ShardStats {
     /// The last flush (compaction) failed for lack of disk space.
     pub flush_disk_full: bool,
     pub compaction_disk_full: bool,
+    /// The most requested keys since start, most requested first (empty
+    /// when `storage.hot_keys_tracked` is 0).
+    pub hot_keys: Vec<HotKey>,
+}
+
+/// One of a shard's most requested keys, from its Space-Saving sketch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HotKey {
+    /// The storage key (`u16 BE tenant length | tenant | key`), copied out
+    /// of the shard.
+    pub storage_key: Vec<u8>,
+    /// Requests counted for it since start: never below the true number,
+    /// above it by at most N / k (N: requests the sketch observed, k: its
+    /// counters).
+    pub requests: u64,
 }
 
 /// One level of a shard's LSM tree.

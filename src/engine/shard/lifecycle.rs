@@ -18,6 +18,7 @@
 //! closed shard replays nothing at its next start (everything is in
 //! tables); a halted one replays its WAL.
 
+use super::hot_keys::HotKeys;
 use super::immutable::Immutable;
 use super::table_files::{remove_unlisted_tables, Graveyard};
 use super::tree::Tree;
@@ -134,6 +135,7 @@ impl Shard {
             observer: RefCell::new(None),
             cleanups: RefCell::default(),
             counters: ShardCounters::default(),
+            hot_keys: RefCell::new(HotKeys::new(config.hot_keys_tracked)),
         });
         let s = Rc::clone(&shard);
         shard

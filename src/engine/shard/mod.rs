@@ -15,7 +15,8 @@
 //!   [`flush`] (immutable memtable to level-0 table) and [`compact`]
 //!   (leveled compaction, deletion of replaced tables); [`lifecycle`] holds
 //!   opening, closing and the shutdown order;
-//! - [`stats`] and [`counters`]: health figures.
+//! - [`stats`] and [`counters`]: health figures; [`hot_keys`]: the most
+//!   requested keys (a bounded sketch, observed by every Put and Get).
 //!
 //! Invariants:
 //! - every version a read could need is in the active memtable, a memtable
@@ -45,6 +46,7 @@ mod compact;
 mod counters;
 mod flow;
 mod flush;
+mod hot_keys;
 mod immutable;
 mod lifecycle;
 mod pending;
@@ -103,6 +105,8 @@ pub(crate) struct Shard {
     /// What start-up replayed, for metrics.
     recovery: replay::ReplaySummary,
     pub counters: ShardCounters,
+    /// The most requested keys (Put and Get), counted on this core.
+    hot_keys: RefCell<hot_keys::HotKeys>,
     /// Cleanups waiting for the compactor task.
     cleanups: RefCell<std::collections::VecDeque<cleanup::CleanupJob>>,
     /// Told of every version stored, once durable (live forwarding of
@@ -154,16 +158,21 @@ impl Shard {
                 value,
                 clock,
                 origin,
-            } => self.put(key.storage_key, value, clock, origin, None).await,
+            } => {
+                self.hot_keys.borrow_mut().observe(&key.storage_key);
+                self.put(key.storage_key, value, clock, origin, None).await
+            }
             ShardOp::ApplyBatch { entries } => self.apply_batch(entries).await,
             ShardOp::Scan { range, filter } => self
                 .scan_page(&range, &|k| filter.keeps(k))
                 .await
                 .map(ShardReply::Scan),
-            ShardOp::Get { key } => self
-                .get(&key.storage_key)
-                .await
-                .map(|versions| ShardReply::Get { versions }),
+            ShardOp::Get { key } => {
+                self.hot_keys.borrow_mut().observe(&key.storage_key);
+                self.get(&key.storage_key)
+                    .await
+                    .map(|versions| ShardReply::Get { versions })
+            }
             ShardOp::Flush { max } => self.flush(max).await.map(|()| ShardReply::Flushed),
             ShardOp::Digest { filter } => self.digest(&filter).await.map(ShardReply::Digest),
             ShardOp::Cleanup { ranges } => self.cleanup(ranges).await.map(ShardReply::Cleaned),

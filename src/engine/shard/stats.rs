@@ -1,5 +1,5 @@
 //! Health figures of one shard: sizes, levels, WAL, compaction, flow
-//! control and cache, read from the live state and counters.
+//! control, cache and hot keys, read from the live state and counters.
 //!
 //! Owns turning the shard's state into a [`ShardStats`] value (owned, `Send`,
 //! so it can cross cores). Pure reads; no invariant beyond the shard's.
@@ -8,8 +8,11 @@ use super::{Shard, ShardCounters};
 use crate::config::LEVELS;
 use crate::engine::compaction::picker;
 use crate::engine::ops::{
-    CacheFigures, CompactionFigures, FlowFigures, LevelFigures, ShardStats, WalFigures,
+    CacheFigures, CompactionFigures, FlowFigures, HotKey, LevelFigures, ShardStats, WalFigures,
 };
+
+/// Hot keys a shard reports, at most.
+const HOT_KEYS_REPORTED: usize = 10;
 
 impl Shard {
     pub(super) fn wal_stats(&self) -> WalFigures {
@@ -70,7 +73,20 @@ impl Shard {
             flush_failures: self.counters.flush_failures.get(),
             flush_disk_full: self.counters.flush_disk_full.get(),
             compaction_disk_full: self.counters.compaction_disk_full.get(),
+            hot_keys: self.hot_key_figures(),
         }
+    }
+
+    fn hot_key_figures(&self) -> Vec<HotKey> {
+        self.hot_keys
+            .borrow()
+            .top(HOT_KEYS_REPORTED)
+            .into_iter()
+            .map(|(key, requests)| HotKey {
+                storage_key: key.to_vec(),
+                requests,
+            })
+            .collect()
     }
 
     fn compaction_figures(&self) -> CompactionFigures {

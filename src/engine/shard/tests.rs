@@ -85,6 +85,47 @@ fn blind_writes_overwrite_and_stamp_node_id() {
 }
 
 #[test]
+fn puts_and_gets_are_counted_as_hot_keys_unless_disabled() {
+    with_executor(|dir| async move {
+        let hot = KeyRef::new("t", "hot");
+        let cold = KeyRef::new("t", "cold");
+        for (sub, tracked) in [("on", 4), ("off", 0)] {
+            let dir = dir.join(sub);
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = StorageConfig {
+                hot_keys_tracked: tracked,
+                ..StorageConfig::default()
+            };
+            let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+            shard.execute(put(&hot, Some("a"), PutClock::Blind)).await;
+            shard.execute(put(&hot, None, PutClock::Blind)).await;
+            for _ in 0..5 {
+                shard.execute(ShardOp::Get { key: hot.clone() }).await;
+            }
+            shard.execute(put(&cold, Some("c"), PutClock::Blind)).await;
+            let figures: Vec<_> = shard
+                .stats()
+                .hot_keys
+                .into_iter()
+                .map(|h| (h.storage_key, h.requests))
+                .collect();
+            if tracked == 0 {
+                assert!(figures.is_empty(), "{figures:?}");
+            } else {
+                assert_eq!(
+                    figures,
+                    vec![
+                        (hot.storage_key.to_vec(), 7),
+                        (cold.storage_key.to_vec(), 1)
+                    ]
+                );
+            }
+            shard.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn a_record_the_wal_cannot_encode_is_refused_before_anyone_sees_it() {
     with_executor(|dir| async move {
         let shard = Shard::open(&dir, 0, "n1".into(), &StorageConfig::default())

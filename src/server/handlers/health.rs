@@ -1,10 +1,11 @@
 //! HealthCheck: the node's figures as a string map.
 //!
 //! Owns the metric names the contract's HealthCheck answers (node, every
-//! shard's engine figures). Nothing here changes state.
+//! shard's engine figures and hot keys). Nothing here changes state.
 
 use super::CoreContext;
 use crate::engine::ShardStats;
+use crate::model::key::display_storage_key;
 use crate::proto;
 use std::collections::HashMap;
 
@@ -109,6 +110,7 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
                     format!("{p}compaction_disk_full"),
                     s.compaction_disk_full.to_string(),
                 );
+                insert_hot_keys(&mut metrics, &p, &s);
             }
             proto::HealthResponse {
                 healthy: true,
@@ -197,6 +199,17 @@ fn insert_engine_figures(metrics: &mut HashMap<String, String>, p: &str, s: &Sha
         0.0
     };
     put("cache_hit_ratio", format!("{ratio:.4}"));
+}
+
+/// `hot_key.<rank>` = `<requests> <storage key shown>` for each key the
+/// shard reports, rank 1 the most requested, under the prefix `p`.
+fn insert_hot_keys(metrics: &mut HashMap<String, String>, p: &str, s: &ShardStats) {
+    for (i, h) in s.hot_keys.iter().enumerate() {
+        metrics.insert(
+            format!("{p}hot_key.{}", i + 1),
+            format!("{} {}", h.requests, display_storage_key(&h.storage_key)),
+        );
+    }
 }
 
 /// `stream.<source>.<target>.<figure>` for every stream this node sends,
