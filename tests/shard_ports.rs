@@ -18,10 +18,17 @@ const SHARDS: usize = 2;
 fn free_port_run() -> u16 {
     for _ in 0..50 {
         let base = free_port();
-        let held: Vec<_> = (0..SHARDS as u16)
-            .map_while(|i| base.checked_add(i))
-            .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
+        // Held until the check is done, so no port is counted twice.
+        let mut held = Vec::new();
+        for i in 0..SHARDS as u16 {
+            match base
+                .checked_add(i)
+                .and_then(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            {
+                Some(listener) => held.push(listener),
+                None => break,
+            }
+        }
         if held.len() == SHARDS {
             return base;
         }
@@ -87,7 +94,10 @@ async fn each_key_goes_straight_to_its_shard_port() {
         let r = read(&mut by_shard[shard], "t", key).await;
         assert_eq!(r.value, key.as_bytes());
     }
-    assert!(owners.iter().all(|n| *n > 0), "keys on both shards: {owners:?}");
+    assert!(
+        owners.iter().all(|n| *n > 0),
+        "keys on both shards: {owners:?}"
+    );
     let after = metrics(&mut c).await;
     assert_eq!(
         sum(&after, "requests_forwarded_out") - sum(&before, "requests_forwarded_out"),

@@ -249,7 +249,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             io_memory_bytes: 2 * 1024 * 1024,
-            spin_before_park_us: 50,
+            spin_before_park_us: 0,
             mesh_channel_capacity: 1024,
         }
     }

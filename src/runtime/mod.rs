@@ -267,7 +267,9 @@ fn shard_addrs(
         )));
     }
     (0..shards)
-        .map(|i| port::probe(SocketAddr::new(addr.ip(), base + i as u16)).map_err(RuntimeError::Port))
+        .map(|i| {
+            port::probe(SocketAddr::new(addr.ip(), base + i as u16)).map_err(RuntimeError::Port)
+        })
         .collect()
 }
 
@@ -420,9 +422,8 @@ async fn core_main(
     };
 
     // The shard's own port is served by the same loop, in its own task.
-    let shard_accepts = shard_listener.map(|(_, l)| {
-        glommio::spawn_local(accept_loop(l, Rc::clone(&core), shard_id))
-    });
+    let shard_accepts = shard_listener
+        .map(|(_, l)| glommio::spawn_local(accept_loop(l, Rc::clone(&core), shard_id)));
     accept_loop(listener, Rc::clone(&core), shard_id).await;
     if let Some(task) = shard_accepts {
         task.await;
