@@ -281,6 +281,26 @@ TARGETS = [
     ("write", "4x16", "throughput_ratio", ">=", 0.9, "durable writes 4x16: throughput >= 0.9x the in-memory reference's"),
     ("write", "4x16", "p99_ratio", "<=", 1.0, "durable writes 4x16: p99 <= the in-memory reference's"),
 ]
+# The cost of a hop between cores, from the same run: the CPU per request a
+# single-port run spends over a shard-aware one (no forwards), divided by
+# the share it forwarded. At 4x16 the peer core is busy; at 1x1 it is
+# parked (each hop wakes it).
+hops = []
+if len(modes) > 1:
+    print()
+    print("cross-core hop: extra server CPU per forwarded request (single-port minus shard-aware, / fwd share)")
+    for w in workloads:
+        for c in concs:
+            one = by_case.get((w, c, "ours"), {})
+            sa = by_case.get((w, c, "ours-shard-aware"), {})
+            cpu1, cpu2, share = one.get("ours_cpu_us_per_op"), sa.get("ours_cpu_us_per_op"), one.get("forwarded_share")
+            hop = (cpu1 - cpu2) / share if None not in (cpu1, cpu2, share) and share > 0 else None
+            print(f"  {w:<6} {c:>5}: {fmt(hop, '.1f'):>7} us per forwarded request")
+            hops.append({"workload": w, "concurrency": c, "hop_cpu_us": hop})
+    busy = next((h["hop_cpu_us"] for h in hops if h["workload"] == "read" and h["concurrency"] == "4x16"), None)
+    verdict = "n/a" if busy is None else ("met" if busy <= 2.0 else "NOT MET")
+    print(f"  target: a forwarded read costs <= 2 us more CPU than a local one (peer busy, 4x16): {fmt(busy, '.1f')} us  {verdict}")
+
 checks = []
 print()
 print("request-path targets (ratios ours/reference, this run)")
@@ -293,6 +313,6 @@ for side, tag in modes:
         print(f"  {label:<86} {fmt(v, '.2f'):>6}  {verdict}")
         checks.append({"target": label, "measured": v, "met": met})
 with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump({"cases": summary, "targets": checks}, f, indent=2)
+    json.dump({"cases": summary, "targets": checks, "hops": hops}, f, indent=2)
 PY
 log "logs and JSON in $OUT_DIR"
