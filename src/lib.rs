@@ -31,6 +31,9 @@
 //! of `server` are crate-private, so the compiler reports what nothing uses
 //! (items only tests need are `#[cfg(test)]`).
 
+#[cfg(test)]
+#[allow(unsafe_code)] // a counting wrapper around the system allocator
+mod alloc_count;
 pub mod client;
 pub(crate) mod cluster;
 pub mod config;

@@ -58,6 +58,18 @@ async fn client_on_port(port: u32) -> Client {
     client_on(endpoint.connect().await.expect("connect to a shard port"))
 }
 
+/// GetShardMap; checks the parts every node answers alike.
+async fn shard_map(c: &mut Client) -> pb::ShardMapResponse {
+    let map = c
+        .get_shard_map(pb::ShardMapRequest {})
+        .await
+        .expect("GetShardMap")
+        .into_inner();
+    assert_eq!(map.shards, SHARDS as u32);
+    assert_eq!(map.partitioning, "token_range");
+    map
+}
+
 fn sum(m: &std::collections::BTreeMap<String, String>, suffix: &str) -> u64 {
     (0..SHARDS)
         .map(|i| metric_u64(m, &format!("shard.{i}.{suffix}")))
@@ -69,13 +81,7 @@ async fn each_key_goes_straight_to_its_shard_port() {
     let base = free_port_run();
     let node = Node::start_with(options(base)).await;
     let mut c = node.client().await;
-    let map = c
-        .get_shard_map(pb::ShardMapRequest {})
-        .await
-        .expect("GetShardMap")
-        .into_inner();
-    assert_eq!(map.shards, SHARDS as u32);
-    assert_eq!(map.partitioning, "token_range");
+    let map = shard_map(&mut c).await;
     assert_eq!(map.shard_ports, vec![base as u32, base as u32 + 1]);
     assert_eq!(map.node_id, node.node_id);
 
@@ -126,13 +132,7 @@ async fn each_key_goes_straight_to_its_shard_port() {
 async fn without_a_base_the_map_has_no_ports() {
     let node = Node::start(SHARDS).await;
     let mut c = node.client().await;
-    let map = c
-        .get_shard_map(pb::ShardMapRequest {})
-        .await
-        .expect("GetShardMap")
-        .into_inner();
-    assert_eq!(map.shards, SHARDS as u32);
-    assert_eq!(map.partitioning, "token_range");
+    let map = shard_map(&mut c).await;
     assert!(map.shard_ports.is_empty(), "{map:?}");
 }
 

@@ -23,6 +23,8 @@
 //!   without a shard.
 
 mod admin;
+#[cfg(test)]
+mod alloc_tests;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod checks;
 mod data;
