@@ -118,6 +118,7 @@ if [[ "$SHARD_AWARE" == 1 && "$SHARD_PORT_BASE" != 0 ]]; then
     printf '[node]\nshard_port_base = %s\n' "$SHARD_PORT_BASE" >"$DATA_DIR/node.toml"
     NODE_ARGS+=(--config "$DATA_DIR/node.toml")
 else
+    [[ "$SHARD_AWARE" == 1 ]] && log "no run of 64 free ports for the shard ports: shard-aware runs skipped"
     SHARD_AWARE=0
 fi
 [[ -n "$SHARDS" ]] && NODE_ARGS+=(--shards "$SHARDS")
@@ -288,7 +289,8 @@ TARGETS = [
 hops = []
 if len(modes) > 1:
     print()
-    print("cross-core hop: extra server CPU per forwarded request (single-port minus shard-aware, / fwd share)")
+    print("cross-core hop: extra server CPU per forwarded request (single-port minus shard-aware, / fwd share;")
+    print("the shard-aware run opens one connection per shard per connection, and runs second)")
     for w in workloads:
         for c in concs:
             one = by_case.get((w, c, "ours"), {})

@@ -145,7 +145,15 @@ impl Volume {
 
 impl Drop for Volume {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
+        // A mount left behind would keep the image busy; if the file system
+        // is still in use, detach it lazily rather than leave it mounted.
+        let unmounted = Command::new("umount")
+            .arg(&self.mount)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        }
     }
 }
 

@@ -197,8 +197,6 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     first_err.map_or(Ok(()), Err)
 }
 
-/// This core's part of the node's streams, resumed from the shard's
-/// `STREAMS` file; batches go to each target over the node's gRPC client.
 /// Accepts connections on `listener` until shutdown begins, serving each
 /// in its own task (past the connection limit an idle one is evicted, or
 /// the new one closed).
@@ -292,6 +290,8 @@ fn check_volume(
     Ok(())
 }
 
+/// This core's part of the node's streams, resumed from the shard's
+/// `STREAMS` file; batches go to each target over the node's gRPC client.
 fn open_streams(
     config: &Config,
     shard: Rc<Shard>,

@@ -178,10 +178,14 @@ fn a_shard_opens_on_a_full_disk_serves_reads_and_closes_without_waiting() {
 fn a_new_wal_segment_leaves_the_flush_reserve_free() {
     with_sim_executor(13, |sim, dir| async move {
         let c = config();
-        // Room for the first segment but not for it and the reserve.
+        // Room for the first segment but one block short of it and the
+        // reserve (opening first writes the 4 KiB SENTINEL file).
         let used = used_bytes(&sim);
         let reserve = crate::storage::space::flush_reserve_bytes(&c, 1);
-        sim.set_capacity(Some(used + 4096 + c.wal_segment_bytes_max + reserve - 4096));
+        let sentinel = 4096;
+        sim.set_capacity(Some(
+            used + sentinel + c.wal_segment_bytes_max + reserve - 4096,
+        ));
         let shard = Shard::open(&dir, 0, "n1".into(), &c).await.unwrap();
         assert_eq!(shard.wal.state(), WalState::DiskFull);
         let reply = write(&shard, 1).await;

@@ -6,7 +6,7 @@
 //! Not counted: the connection's HTTP/2 work (h2 frames, header maps), which
 //! needs a socket, and the hop between cores (one shard here).
 
-use super::dispatch;
+use super::{dispatch, Answer};
 use crate::alloc_count::allocations;
 use crate::cluster::{MemberView, Members};
 use crate::config::Config;
@@ -27,15 +27,32 @@ fn body(m: &impl Message) -> Bytes {
     Bytes::from(m.encode_to_vec())
 }
 
-/// Allocations per call of `path` with the bodies `make(i)` gives.
+/// The `success` field (field 1 of every data answer) of a unary answer.
+fn succeeded(answer: Answer) -> bool {
+    let Answer::Unary(frame) = answer else {
+        return false;
+    };
+    let bytes: Vec<u8> = frame.into_chunks().concat();
+    // gRPC prefix (5 bytes), then the message; both answers start with
+    // `bool success = 1`.
+    bytes.get(5..).is_some_and(|m| m.starts_with(&[0x08, 0x01]))
+}
+
+/// Allocations per call of `path` with the bodies `make(i)` gives; every
+/// call must succeed (an error path would be counted otherwise).
 async fn per_call(core: &CoreContext, path: &str, make: impl Fn(u64) -> Bytes) -> f64 {
     let bodies: Vec<Bytes> = (0..CALLS).map(&make).collect();
+    let mut answers = Vec::with_capacity(bodies.len());
     let before = allocations();
     for b in bodies {
-        let answer = dispatch(core, path, b).await;
-        assert!(answer.is_ok(), "{path}");
+        answers.push(dispatch(core, path, b).await);
     }
-    (allocations() - before) as f64 / CALLS as f64
+    let per_call = (allocations() - before) as f64 / CALLS as f64;
+    for answer in answers {
+        let answer = answer.unwrap_or_else(|s| panic!("{path}: {s:?}"));
+        assert!(succeeded(answer), "{path}: an answer without success");
+    }
+    per_call
 }
 
 #[test]

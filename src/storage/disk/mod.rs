@@ -316,7 +316,8 @@ pub(crate) fn entry_kind(path: &Path) -> Result<Option<EntryKind>, StorageError>
 /// Size and free space of the file system holding `path`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Space {
-    /// Bytes of the file system's data blocks.
+    /// Bytes of the file system's data blocks an unprivileged process may
+    /// use (blocks reserved for root excluded).
     pub total_bytes: u64,
     /// Bytes an unprivileged process may still allocate.
     pub free_bytes: u64,

@@ -152,8 +152,13 @@ pub(super) fn space(path: &Path) -> Result<super::Space, StorageError> {
         ));
     }
     let unit = out.f_frsize as u64;
+    // Blocks reserved for root (ext4's 5% by default) are not the node's:
+    // neither in what is free nor in the volume's size.
+    let reserved = (out.f_bfree as u64).saturating_sub(out.f_bavail as u64);
     Ok(super::Space {
-        total_bytes: (out.f_blocks as u64).saturating_mul(unit),
+        total_bytes: (out.f_blocks as u64)
+            .saturating_sub(reserved)
+            .saturating_mul(unit),
         free_bytes: (out.f_bavail as u64).saturating_mul(unit),
     })
 }

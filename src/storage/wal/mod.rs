@@ -23,3 +23,5 @@ pub(crate) mod replay;
 pub(crate) mod scan;
 pub(crate) mod segment;
 pub(crate) mod writer;
+#[cfg(test)]
+mod writer_tests;

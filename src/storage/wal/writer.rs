@@ -65,10 +65,26 @@ fn add(c: &Cell<u64>, v: u64) {
     c.set(c.get().wrapping_add(v));
 }
 
+/// What a waiter waits for, by position in the batch it is taken with.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Its own record, `records[pos - 1]`: answered by that record's outcome
+    /// alone (records before it may fail without failing it).
+    Record(usize),
+    /// Every record before it (`records[..pos]`), and the batch that was in
+    /// flight when it was queued (barriers, close).
+    All(usize),
+}
+
+struct Waiter {
+    wait: Wait,
+    tx: oneshot::Sender<Result<(), StorageError>>,
+}
+
 struct Queue {
     records: Vec<Record>,
     bytes: usize,
-    waiters: Vec<oneshot::Sender<Result<(), StorageError>>>,
+    waiters: Vec<Waiter>,
     poisoned: Option<StorageError>,
     /// The disk was full when the WAL last needed space: submits fail with
     /// this error until the committer has a fresh segment.
@@ -209,6 +225,7 @@ impl WalWriter {
             periodic: Duration::from_millis(config.wal_periodic_interval_ms),
             spare: None,
             space_retry: SPACE_RETRY_FIRST,
+            last_failure: None,
         };
         glommio::spawn_local(committer.run(woken)).detach();
         Ok(Self { shared })
@@ -281,7 +298,8 @@ impl WalWriter {
             Ticket(None)
         } else {
             let (tx, rx) = oneshot::channel();
-            q.waiters.push(tx);
+            let wait = Wait::Record(q.records.len());
+            q.waiters.push(Waiter { wait, tx });
             Ticket(Some(rx))
         };
         drop(q);
@@ -317,7 +335,8 @@ impl WalWriter {
             return Ticket(None);
         }
         let (tx, rx) = oneshot::channel();
-        q.waiters.push(tx);
+        let wait = Wait::All(q.records.len());
+        q.waiters.push(Waiter { wait, tx });
         drop(q);
         let _ = self.shared.wake.try_send(());
         Ticket(Some(rx))
@@ -329,7 +348,8 @@ impl WalWriter {
             let mut q = self.shared.queue.borrow_mut();
             q.closed = true;
             let (tx, rx) = oneshot::channel();
-            q.waiters.push(tx);
+            let wait = Wait::All(q.records.len());
+            q.waiters.push(Waiter { wait, tx });
             rx
         };
         let _ = self.shared.wake.try_send(());
@@ -352,6 +372,9 @@ struct Committer {
     spare: Option<glommio::Task<Result<Segment, StorageError>>>,
     /// The wait before the next look for space.
     space_retry: Duration,
+    /// The failure of the previous batch, if it had one (barriers queued
+    /// while it was in flight depend on it).
+    last_failure: Option<StorageError>,
 }
 
 impl Committer {
@@ -477,15 +500,24 @@ impl Committer {
                     q.closed,
                 )
             };
-            let result = self.commit_with_rotations(&records, rotations).await;
+            let (done, failure) = self.commit_with_rotations(&records, rotations).await;
             self.shared.queue.borrow_mut().in_flight = false;
-            if let Err(e) = &result {
+            if let Some(e) = &failure {
                 if self.refusal().is_none() {
                     self.fail(e.clone());
                 }
             }
+            let previous = std::mem::replace(&mut self.last_failure, failure.clone());
             for w in waiters {
-                let _ = w.send(result.clone());
+                let answer = match w.wait {
+                    Wait::Record(pos) if pos <= done => Ok(()),
+                    Wait::All(pos) if pos <= done && previous.is_none() => Ok(()),
+                    _ => Err(failure
+                        .clone()
+                        .or_else(|| previous.clone())
+                        .unwrap_or(StorageError::WalStopped)),
+                };
+                let _ = w.tx.send(answer);
             }
             if closing && self.shared.queue.borrow().records.is_empty() {
                 return;
@@ -507,43 +539,61 @@ impl Committer {
     }
 
     /// Commits `records`, switching segments where rotations were asked.
-    /// Every rotation is answered, also after a failure (see the module
-    /// invariants). Once poisoned or out of space nothing more is written:
-    /// the records fail with that error.
+    /// Returns how many of them (a prefix) are durable, and the failure
+    /// that stopped the rest. Every rotation is answered, also after a
+    /// failure (see the module invariants). A failed segment switch fails
+    /// only the records after it. Once poisoned or out of space nothing
+    /// more is written: the records fail with that error.
     async fn commit_with_rotations(
         &mut self,
         records: &[Record],
         rotations: Vec<(usize, oneshot::Sender<u64>)>,
-    ) -> Result<(), StorageError> {
-        let mut result = Ok(());
-        // `rest` is `records` from index `start` on.
-        let (mut rest, mut start) = (records, 0);
+    ) -> (usize, Option<StorageError>) {
+        let mut failure = None;
+        let mut done = 0;
+        // `rest` is `records` from index `done` on.
+        let mut rest = records;
         for (pos, tx) in rotations {
             // `pos` is the queue's length when the rotation was asked (so
             // never below an earlier one): the records before it go first.
             let (before, after) = rest
-                .split_at_checked(pos.saturating_sub(start))
+                .split_at_checked(pos.saturating_sub(done))
                 .unwrap_or((rest, &[]));
-            if result.is_ok() && !before.is_empty() {
-                result = self.commit(before).await;
+            if failure.is_none() && !before.is_empty() {
+                match self.commit(before).await {
+                    Ok(()) => {
+                        done += before.len();
+                        rest = after;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            } else if failure.is_none() {
+                rest = after;
             }
-            (rest, start) = (after, start + before.len());
-            if result.is_ok() && self.segment.is_some() {
-                result = self.next_segment().await;
+            if failure.is_none() && self.segment.is_some() {
+                if let Err(e) = self.next_segment().await {
+                    // Later records must not go anywhere until there is a
+                    // segment: refused from here on.
+                    self.fail(e.clone());
+                    failure = Some(e);
+                }
             }
             // The records after the rotation go to the fresh segment; after
             // a failure (or while waiting for space) to `next_no` or later:
             // a segment that saw a failure is never written again.
-            let first = match (&result, &self.segment) {
-                (Ok(()), Some(segment)) => segment.no,
+            let first = match (&failure, &self.segment) {
+                (None, Some(segment)) => segment.no,
                 _ => self.next_no,
             };
             let _ = tx.send(first);
         }
-        if result.is_ok() && !rest.is_empty() {
-            result = self.commit(rest).await;
+        if failure.is_none() && !rest.is_empty() {
+            match self.commit(rest).await {
+                Ok(()) => done += rest.len(),
+                Err(e) => failure = Some(e),
+            }
         }
-        result
+        (done, failure)
     }
 
     async fn commit(&mut self, records: &[Record]) -> Result<(), StorageError> {
