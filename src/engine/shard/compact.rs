@@ -67,6 +67,7 @@ impl Shard {
             }
             self.run_cleanups().await;
             let Some(plan) = self.next_plan() else {
+                self.counters.compaction_disk_full.set(false);
                 let woken = if self.graveyard.is_empty() {
                     wakeups.next().await
                 } else {
@@ -97,6 +98,24 @@ impl Shard {
         }
     }
 
+    /// Refuses (as a full disk) a merge whose outputs, at most about its
+    /// `input_bytes`, would take the space kept free for flushes: a flush
+    /// frees WAL segments, a compaction only frees space once it is done.
+    fn check_room_for_compaction(&self, input_bytes: u64) -> Result<(), EngineError> {
+        let space = crate::storage::disk::space(&self.dir)?;
+        let need = input_bytes.saturating_add(self.flush_reserve_bytes);
+        if space.free_bytes >= need {
+            return Ok(());
+        }
+        Err(EngineError::DiskFull {
+            what: format!(
+                "shard {}: a compaction of {input_bytes} bytes waits: {} bytes are free and \
+                 {} stay free for flushes",
+                self.id, space.free_bytes, self.flush_reserve_bytes
+            ),
+        })
+    }
+
     /// Runs one plan to completion and installs it.
     async fn compact(&self, plan: &CompactionPlan) -> Result<(), EngineError> {
         let started = Instant::now();
@@ -119,6 +138,8 @@ impl Shard {
             };
             (find(&plan.inputs)?, find(&plan.overlaps)?)
         };
+        let input_bytes = inputs.iter().chain(&overlaps).map(|t| t.file_bytes()).sum();
+        self.check_room_for_compaction(input_bytes)?;
         let mut sources = Vec::new();
         if plan.input_level == 0 {
             // Level-0 tables may overlap: one run each.

@@ -196,3 +196,43 @@ fn a_new_wal_segment_leaves_the_flush_reserve_free() {
         shard.halt().await;
     });
 }
+
+#[test]
+fn a_compaction_waits_rather_than_take_the_flush_reserve() {
+    with_sim_executor(14, |sim, dir| async move {
+        let mut c = config();
+        // Four level-0 tables, no compaction yet.
+        c.compaction.l0_trigger_tables = 100;
+        let shard = Shard::open(&dir, 0, "n1".into(), &c).await.unwrap();
+        let mut acked = Vec::new();
+        for round in 0..4 {
+            for i in round * 20..round * 20 + 20 {
+                assert!(matches!(write(&shard, i).await, ShardReply::Put { .. }));
+                acked.push(i);
+            }
+            shard.flush(Duration::from_secs(10)).await.unwrap();
+        }
+        shard.close().await.unwrap();
+        // Exactly the reserve free (plus the SENTINEL's block): any merge
+        // would eat into it.
+        let reserve = crate::storage::space::flush_reserve_bytes(&c, 1);
+        let used = used_bytes(&sim);
+        sim.set_capacity(Some(used + reserve));
+        c.compaction.l0_trigger_tables = 2;
+        let shard = Shard::open(&dir, 0, "n1".into(), &c).await.unwrap();
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        let stats = shard.stats();
+        assert!(stats.compaction_disk_full, "{stats:?}");
+        assert_eq!(stats.levels[0].tables, 4, "nothing merged");
+        assert_all_there(&shard, &acked).await;
+        // Space returns: the compactor's retry merges level 0.
+        sim.set_capacity(None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while shard.stats().levels[0].tables >= 2 || shard.stats().compaction_disk_full {
+            assert!(Instant::now() < deadline, "{:?}", shard.stats());
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+        assert_all_there(&shard, &acked).await;
+        shard.halt().await;
+    });
+}

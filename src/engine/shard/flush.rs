@@ -30,6 +30,9 @@ impl Shard {
             }
             let next = self.tree.current().immutables().first().cloned();
             let Some(imm) = next else {
+                // Nothing waits for a flush: a past lack of space no longer
+                // holds anything up.
+                self.counters.flush_disk_full.set(false);
                 if !wakeups.next().await {
                     return;
                 }

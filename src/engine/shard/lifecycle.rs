@@ -123,6 +123,7 @@ impl Shard {
             tree: Tree::new(version),
             wal,
             wal_bytes_at_rotation: Cell::new(0),
+            flush_reserve_bytes: reserve_bytes,
             pending: super::pending::Pending::new(),
             cache: RefCell::new(AdaptiveCache::new(cache_bytes)),
             flusher,

@@ -92,6 +92,8 @@ pub(crate) struct Shard {
     wal_segments_from: Cell<u64>,
     /// `wal.submitted_bytes()` at the last memtable rotation.
     wal_bytes_at_rotation: Cell<u64>,
+    /// Free space a compaction must leave for flushes (see `storage::space`).
+    flush_reserve_bytes: u64,
     cache: RefCell<AdaptiveCache<Vec<Version>>>,
     flusher: Worker,
     compactor: Worker,
