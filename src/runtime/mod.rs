@@ -3,7 +3,8 @@
 //! Owns start-up and shutdown of the node. One glommio `LocalExecutor` per
 //! shard, pinned one per CPU; each joins the channel mesh (its mesh peer id is
 //! its shard id), builds its shard and router, binds the listen port with
-//! SO_REUSEPORT and accepts connections. Shutdown (SIGINT/SIGTERM) is a flag
+//! SO_REUSEPORT (and its shard port, if set) and accepts connections
+//! ([`listen`]). Shutdown (SIGINT/SIGTERM) is a flag
 //! the signal handler sets; each core notices it within `SHUTDOWN_POLL`,
 //! stops accepting, lets connections drain within `drain_timeout_ms`, then
 //! waits at a barrier so no core leaves while another may still forward to it.
@@ -11,6 +12,7 @@
 //! before the executors start; core 0 runs gossip and leaves the cluster as
 //! soon as shutdown begins, and every core's context holds its member view.
 
+mod listen;
 pub(crate) mod port;
 
 use crate::cluster::streams::peer_target::PeerTarget;
@@ -19,13 +21,13 @@ use crate::cluster::streams::{Connect, CoreStreams, StreamSettings};
 use crate::cluster::ClusterStart;
 use crate::config::Config;
 use crate::engine::Shard;
+use crate::server::context::CoreContext;
 use crate::server::router::{MeshMsg, Router};
-use crate::server::{conn, context::CoreContext};
 use crate::storage::datadir::{shard_dir, DataDir};
 use crate::storage::streams_file::StreamRecord;
-use futures_lite::future;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use listen::{accept_loop, shard_addrs, Listen};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -195,80 +197,6 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
         }
     }
     first_err.map_or(Ok(()), Err)
-}
-
-/// Accepts connections on `listener` until shutdown begins, serving each
-/// in its own task (past the connection limit an idle one is evicted, or
-/// the new one closed).
-async fn accept_loop(listener: glommio::net::TcpListener, core: Rc<CoreContext>, shard_id: usize) {
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            core.wait_shutdown().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok(stream)) => {
-                let core_for_conn = Rc::clone(&core);
-                glommio::spawn_local(async move {
-                    let Some((_slot, state)) = core_for_conn.admit_connection_evicting().await
-                    else {
-                        tracing::warn!(
-                            limit = core_for_conn.config.limits.connections_max_per_core,
-                            "connection limit reached and no connection idle: closing a new connection"
-                        );
-                        return;
-                    };
-                    conn::serve(stream, Rc::clone(&core_for_conn), state).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                tracing::warn!(shard = shard_id, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-/// The addresses a core listens on: the node's address (every core, with
-/// SO_REUSEPORT) and, with `node.shard_port_base`, shard i's own port at
-/// index i.
-#[derive(Clone)]
-struct Listen {
-    addr: SocketAddr,
-    shard_ports: Vec<SocketAddr>,
-}
-
-/// The shard-aware addresses (`node.shard_port_base + i` on the listen
-/// host), each checked free; empty when the base is 0.
-fn shard_addrs(
-    config: &Config,
-    addr: SocketAddr,
-    shards: usize,
-) -> Result<Vec<SocketAddr>, RuntimeError> {
-    let base = config.node.shard_port_base;
-    if base == 0 {
-        return Ok(Vec::new());
-    }
-    let last = base as usize + shards - 1;
-    if last > u16::MAX as usize {
-        return Err(RuntimeError::Config(format!(
-            "node.shard_port_base {base}: {shards} shards need ports {base}..={last}, past 65535"
-        )));
-    }
-    if (base as usize..=last).contains(&(addr.port() as usize)) {
-        return Err(RuntimeError::Config(format!(
-            "node.shard_port_base {base}: the shard ports {base}..={last} include the listen port {}",
-            addr.port()
-        )));
-    }
-    (0..shards)
-        .map(|i| {
-            port::probe(SocketAddr::new(addr.ip(), base + i as u16)).map_err(RuntimeError::Port)
-        })
-        .collect()
 }
 
 /// Refuses a data volume too small for `shards` shards (a full volume of

@@ -99,17 +99,7 @@ pub(super) async fn health(core: &CoreContext) -> proto::HealthResponse {
                     w.replayed_bytes.to_string(),
                 );
                 metrics.insert(format!("{p}wal_replay_us"), w.replay_micros.to_string());
-                metrics.insert(
-                    format!("{p}wal_disk_full_events"),
-                    w.disk_full_events.to_string(),
-                );
-                metrics.insert(format!("{p}write_state"), s.write_state.to_string());
-                metrics.insert(format!("{p}flush_failures"), s.flush_failures.to_string());
-                metrics.insert(format!("{p}flush_disk_full"), s.flush_disk_full.to_string());
-                metrics.insert(
-                    format!("{p}compaction_disk_full"),
-                    s.compaction_disk_full.to_string(),
-                );
+                insert_write_state(&mut metrics, &p, &s);
                 insert_hot_keys(&mut metrics, &p, &s);
             }
             proto::HealthResponse {
@@ -199,6 +189,19 @@ fn insert_engine_figures(metrics: &mut HashMap<String, String>, p: &str, s: &Sha
         0.0
     };
     put("cache_hit_ratio", format!("{ratio:.4}"));
+}
+
+/// What writes meet on the shard (its WAL's state, and whether flush or
+/// compaction waits for disk space), under the prefix `p`.
+fn insert_write_state(metrics: &mut HashMap<String, String>, p: &str, s: &ShardStats) {
+    let mut put = |k: &str, v: String| {
+        metrics.insert(format!("{p}{k}"), v);
+    };
+    put("wal_disk_full_events", s.wal.disk_full_events.to_string());
+    put("write_state", s.write_state.to_string());
+    put("flush_failures", s.flush_failures.to_string());
+    put("flush_disk_full", s.flush_disk_full.to_string());
+    put("compaction_disk_full", s.compaction_disk_full.to_string());
 }
 
 /// `hot_key.<rank>` = `<requests> <storage key shown>` for each key the
