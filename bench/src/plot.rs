@@ -25,6 +25,22 @@ const HEIGHT_PX: u32 = 600;
 /// The x axis never extends past this many nines (99.9999999%).
 const MAX_NINES: u32 = 9;
 
+/// Line colours, in series order (cycled): distinct on white.
+const COLORS: [RGBColor; 8] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+];
+
+/// Font sizes, points.
+const TITLE_PT: u32 = 24;
+const LABEL_PT: u32 = 16;
+
 /// One line of a plot.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -88,6 +104,12 @@ impl ValueFormatter<f64> for NinesAxis {
     }
 }
 
+/// A latency axis label in ms: at most three decimals, no trailing zeros.
+pub fn latency_label(latency_ms: f64) -> String {
+    let text = format!("{latency_ms:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The right end of the x axis, in whole nines, for these series.
 fn axis_nines(series: &[Series]) -> u32 {
     let highest = series
@@ -141,19 +163,23 @@ fn draw(
     let root = SVGBackend::with_string(svg, (WIDTH_PX, HEIGHT_PX)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, ("sans-serif", TITLE_PT))
         .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
+        // Room for the last percentile label, centred on the right edge.
+        .margin_right(48)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
         .build_cartesian_2d(NinesAxis { edge_nines }, 0f64..y_max_ms)?;
     chart
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .label_style(("sans-serif", LABEL_PT))
+        .axis_desc_style(("sans-serif", LABEL_PT))
+        .y_label_formatter(&|y| latency_label(*y))
         .draw()?;
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(
                 points(&s.rows, edge),
@@ -169,6 +195,7 @@ fn draw(
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
+        .label_font(("sans-serif", LABEL_PT))
         .draw()?;
     root.present()?;
     Ok(())
@@ -194,6 +221,9 @@ mod tests {
         assert_eq!(nines(1.0), None);
         let labels: Vec<_> = (0..=5).map(percentile_label).collect();
         assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+        assert_eq!(latency_label(12.0), "12");
+        assert_eq!(latency_label(0.25), "0.25");
+        assert_eq!(latency_label(0.0), "0");
         let s = |q: f64| Series {
             label: "a".into(),
             rows: vec![row(1.0, 0.0, 1), row(2.0, q, 2), row(3.0, 1.0, 3)],
