@@ -169,6 +169,8 @@ run_case() { # side url workload conns streams pid [extra pairdb-bench args]
     local progress=("--quiet")
     [[ "$VERBOSE" == 1 ]] && progress=()
     log "run $name"
+    # A reused BENCH_HDR_DIR must not chart an earlier run's files.
+    rm -f "$HDR_DIR/$name"/*.hgrm "$HDR_DIR/$name"/*.svg
     if ! "$BENCH_BIN" --target "$url" --workload "$workload" "${COMMON[@]}" \
         --connections "$conns" --streams "$streams" --label "$name" --json \
         --server-pid "$pid" --hdr-out "$HDR_DIR/$name" "$@" \
