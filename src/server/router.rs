@@ -181,6 +181,24 @@ impl Router {
         Ok(merged)
     }
 
+    /// Every stream this node sends, with its part on each core that has it.
+    pub(crate) async fn streams_by_id(
+        &self,
+    ) -> std::collections::BTreeMap<
+        crate::cluster::streams::spec::StreamId,
+        Vec<crate::cluster::streams::status::ShardStatus>,
+    > {
+        let mut by_stream: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+        for reply in self.broadcast_streams(StreamsOp::List).await {
+            if let StreamsReply::List(parts) = reply {
+                for (id, s) in parts {
+                    by_stream.entry(id).or_default().push(s);
+                }
+            }
+        }
+        by_stream
+    }
+
     /// Runs `op` on the streams of every core; answers in core order.
     pub(crate) async fn broadcast_streams(&self, op: StreamsOp) -> Vec<StreamsReply> {
         let calls = (0..self.shards).map(|c| self.call_streams(c, op.clone()));

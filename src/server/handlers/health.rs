@@ -218,15 +218,8 @@ fn insert_hot_keys(metrics: &mut HashMap<String, String>, p: &str, s: &ShardStat
 /// `stream.<source>.<target>.<figure>` for every stream this node sends,
 /// summed over its shards.
 async fn insert_stream_figures(core: &CoreContext, metrics: &mut HashMap<String, String>) {
-    use crate::cluster::streams::{status, StreamsOp, StreamsReply};
-    let mut by_stream: std::collections::BTreeMap<_, Vec<_>> = Default::default();
-    for reply in core.router.broadcast_streams(StreamsOp::List).await {
-        if let StreamsReply::List(parts) = reply {
-            for (id, s) in parts {
-                by_stream.entry(id).or_default().push(s);
-            }
-        }
-    }
+    use crate::cluster::streams::status;
+    let by_stream = core.router.streams_by_id().await;
     metrics.insert("streams".to_string(), by_stream.len().to_string());
     for (id, parts) in by_stream {
         for (name, value) in status::figures(&parts) {

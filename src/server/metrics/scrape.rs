@@ -11,11 +11,9 @@ use super::node_figures::{self, NodeFigures};
 use super::shard_figures;
 use crate::cluster::streams::spec::StreamId;
 use crate::cluster::streams::status::ShardStatus;
-use crate::cluster::streams::{StreamsOp, StreamsReply};
 use crate::server::context::CoreContext;
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
-use std::collections::BTreeMap;
 
 /// Builds the exposition on request.
 pub(crate) struct Scraper {
@@ -47,15 +45,8 @@ impl Scraper {
             .all_rpc_metrics()
             .await
             .map_err(|e| format!("request metrics: {e}"))?;
-        let mut streams: BTreeMap<StreamId, Vec<ShardStatus>> = BTreeMap::new();
-        for reply in router.broadcast_streams(StreamsOp::List).await {
-            if let StreamsReply::List(parts) = reply {
-                for (id, s) in parts {
-                    streams.entry(id).or_default().push(s);
-                }
-            }
-        }
-        let streams: Vec<(StreamId, Vec<ShardStatus>)> = streams.into_iter().collect();
+        let streams: Vec<(StreamId, Vec<ShardStatus>)> =
+            router.streams_by_id().await.into_iter().collect();
         let members = core.members.snapshot();
         let volume = crate::storage::disk::space(&core.config.node.data_dir)
             .ok()
