@@ -95,7 +95,8 @@ pub enum Command {
         tenant: String,
         key: String,
     },
-    /// Write one key (blind, or with --clock from a get).
+    /// Write one key: blind (the node stamps a clock descending every
+    /// stored version), or with --clock.
     #[command(group(ArgGroup::new("input").required(true).args(["value", "value_file"])))]
     Put {
         #[arg(long)]
@@ -106,16 +107,20 @@ pub enum Command {
         /// Read the value from a file, byte for byte ("-": stdin).
         #[arg(long, value_name = "FILE")]
         value_file: Option<PathBuf>,
-        /// The context clock NODE:COUNTER,... (as get prints it); without
-        /// it the write is blind (it descends every stored version).
+        /// The version's clock NODE:COUNTER,..., written as given (as a
+        /// coordinator writes): to replace what get shows, pass its clock
+        /// with one counter increased; an equal or older clock changes
+        /// nothing, a concurrent one makes a sibling. Without it the write
+        /// is blind.
         #[arg(long, value_parser = parse_clock)]
         clock: Option<proto::VectorClock>,
     },
-    /// Delete one key (a tombstone; blind, or with --clock from a get).
+    /// Delete one key (a tombstone): blind, or with --clock as for put.
     Delete {
         #[arg(long)]
         tenant: String,
         key: String,
+        /// The tombstone's clock, as for put.
         #[arg(long, value_parser = parse_clock)]
         clock: Option<proto::VectorClock>,
     },

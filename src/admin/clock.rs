@@ -1,8 +1,8 @@
 //! Vector clocks on the command line: `node:counter,node:counter`.
 //!
 //! Pure. Owns [`parse_clock`] and [`show_clock`]; what `show_clock` prints
-//! `parse_clock` reads back (the context a `get` prints is what `put
-//! --clock` takes). Invariants: a node id is non-empty (it may itself hold
+//! `parse_clock` reads back (a clock `get` prints, one counter increased,
+//! is what `put --clock` takes to replace that version). Invariants: a node id is non-empty (it may itself hold
 //! `:`, the counter is after the last one); a counter is a non-negative
 //! `i64`; a node appears once; an empty text is refused (a blind write
 //! omits `--clock`).

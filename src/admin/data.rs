@@ -3,9 +3,10 @@
 //! Owns their requests and reports, and reading a put's value. Invariants:
 //! values travel byte for byte (a value file or stdin is read raw; output
 //! is shown by [`super::value`]); a get shows every stored version with
-//! its vector clock, and the clock to pass as `--clock`; a write without
-//! `--clock` is blind (the node stamps a clock descending every stored
-//! version).
+//! its vector clock (in the form `--clock` takes); a write with `--clock`
+//! carries that clock unchanged (the node applies it by dominance, as a
+//! coordinator's write), a write without it is blind (the node stamps a
+//! clock descending every stored version).
 
 use super::call::{self, NodeCalls};
 use super::clock::{clock_json, show_clock};
