@@ -51,8 +51,8 @@ mod tests {
         assert_eq!(show_value(b"bell\x07"), "0x62656c6c07");
         assert_eq!(show_value(b""), "");
         let mut obj = serde_json::Map::new();
-        value_json(&[0xde, 0xad], &mut obj);
-        assert_eq!(obj["value_hex"], "dead");
+        value_json(&[0xff, 0xfe], &mut obj);
+        assert_eq!(obj["value_hex"], "fffe");
         assert!(!obj.contains_key("value"));
         value_json(b"ok", &mut obj);
         assert_eq!(obj["value"], "ok");
