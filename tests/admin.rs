@@ -725,7 +725,10 @@ async fn flush_makes_every_memtable_a_table_and_answers_per_shard_figures() {
         assert_eq!(s.level_tables.len(), 5, "{r:?}");
         assert_eq!(s.level_tables.iter().sum::<u64>(), s.sstables, "{r:?}");
     }
-    assert!(r.shards.iter().map(|s| s.sstables).sum::<u64>() >= 2, "{r:?}");
+    assert!(
+        r.shards.iter().map(|s| s.sstables).sum::<u64>() >= 2,
+        "{r:?}"
+    );
     let m = metrics(&mut c).await;
     for i in 0..2 {
         assert_eq!(metric_u64(&m, &format!("shard.{i}.memtable_bytes")), 0);
@@ -778,7 +781,10 @@ async fn compact_takes_the_levels_asked_down_and_refuses_the_last() {
     // Level 0 is empty now: nothing to do.
     let r = compact(&node, Some(0)).await;
     assert!(r.success, "{r:?}");
-    assert!(r.shards.iter().all(|s| s.merges + s.trivial_moves == 0), "{r:?}");
+    assert!(
+        r.shards.iter().all(|s| s.merges + s.trivial_moves == 0),
+        "{r:?}"
+    );
     // Every level: everything ends in the last one.
     let r = compact(&node, None).await;
     assert!(r.success, "{r:?}");
