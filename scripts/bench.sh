@@ -6,7 +6,13 @@
 # workloads against each (one server under load at a time), and prints
 # throughput / p99 / server CPU per request for both, the ratios
 # ours/reference, the share of requests our node forwarded between cores,
-# and a line per request-path target: met or not. Server CPU is utime+stime
+# and a line per request-path target: met or not. Each run's full latency
+# distribution lands in BENCH_HDR_DIR (pairdb-bench --hdr-out: <op>.hgrm and
+# <op>.svg per run), and after each workload and concurrency case one chart
+# draws ours (single-port, and shard-aware when run) and the reference
+# together (pairdb-bench plot): BENCH_HDR_DIR/<workload>-<CxS>.svg, for
+# mixed one chart per operation (<workload>-<CxS>-<op>.svg); the chart
+# paths are printed at the end. Server CPU is utime+stime
 # of the server process (/proc/<pid>/stat) over each measured window,
 # divided by the operations answered in it (pairdb-bench --server-pid).
 #
@@ -21,6 +27,8 @@
 #   BENCH_SHARDS=              pass --shards N to pairdb-storage when set
 #   BENCH_READY_S=60           seconds to wait for each server to answer
 #   BENCH_OUT_DIR=             where logs and JSON go (default: a mktemp dir)
+#   BENCH_HDR_DIR=             where .hgrm files and charts go
+#                              (default: BENCH_OUT_DIR/hdr)
 #   BENCH_SKIP_BUILD=0         1: use the binaries already built
 #   BENCH_NODE_BIN / BENCH_REF_BIN / BENCH_BENCH_BIN  override binary paths
 #   BENCH_VERBOSE=0            1: show the bench's per-second progress lines
@@ -51,6 +59,8 @@ REF_BIN=${BENCH_REF_BIN:-$TARGET_DIR/release/reference-server}
 BENCH_BIN=${BENCH_BENCH_BIN:-$TARGET_DIR/release/pairdb-bench}
 OUT_DIR=${BENCH_OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pairdb-bench.XXXXXX")}
 mkdir -p "$OUT_DIR"
+HDR_DIR=${BENCH_HDR_DIR:-$OUT_DIR/hdr}
+mkdir -p "$HDR_DIR"
 DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pairdb-bench-data.XXXXXX")
 
 log() { printf '%s\n' "bench.sh: $*" >&2; }
@@ -159,9 +169,11 @@ run_case() { # side url workload conns streams pid [extra pairdb-bench args]
     local progress=("--quiet")
     [[ "$VERBOSE" == 1 ]] && progress=()
     log "run $name"
+    # A reused BENCH_HDR_DIR must not chart an earlier run's files.
+    rm -f "$HDR_DIR/$name"/*.hgrm "$HDR_DIR/$name"/*.svg
     if ! "$BENCH_BIN" --target "$url" --workload "$workload" "${COMMON[@]}" \
         --connections "$conns" --streams "$streams" --label "$name" --json \
-        --server-pid "$pid" "$@" \
+        --server-pid "$pid" --hdr-out "$HDR_DIR/$name" "$@" \
         "${progress[@]}" >"$OUT_DIR/$name.json" 2>"$OUT_DIR/$name.log"; then
         log "run $name failed:"
         tail -n 20 "$OUT_DIR/$name.log" >&2 || true
@@ -169,6 +181,36 @@ run_case() { # side url workload conns streams pid [extra pairdb-bench args]
     fi
     [[ "$VERBOSE" == 1 ]] && cat "$OUT_DIR/$name.log" >&2
     return 0
+}
+
+# One chart per operation of a workload and concurrency case: the runs'
+# .hgrm files that exist, ours first.
+CHARTS=()
+draw_charts() { # workload conns streams
+    local workload=$1 conc="$2x$3" op ops chart side label inputs
+    case "$workload" in mixed) ops="read write" ;; *) ops=$workload ;; esac
+    for op in $ops; do
+        chart="$HDR_DIR/$workload-$conc.svg"
+        [[ "$workload" == mixed ]] && chart="$HDR_DIR/$workload-$conc-$op.svg"
+        inputs=()
+        for side in ours ours-shard-aware reference; do
+            case "$side" in
+                ours) label=pairdb ;;
+                ours-shard-aware) label=pairdb-shard-aware ;;
+                *) label=reference ;;
+            esac
+            local hgrm="$HDR_DIR/${workload}_${conc}_$side/$op.hgrm"
+            [[ -f "$hgrm" ]] && inputs+=("$label=$hgrm")
+        done
+        ((${#inputs[@]} > 0)) || continue
+        if "$BENCH_BIN" plot --out "$chart" \
+            --title "$op latency, $workload $conc (connections x streams), $KEYS keys $DISTRIBUTION, $VALUE_BYTES B values" \
+            "${inputs[@]}" 2>"$OUT_DIR/plot.err"; then
+            CHARTS+=("$chart")
+        else
+            log "chart $chart not drawn: $(cat "$OUT_DIR/plot.err")"
+        fi
+    done
 }
 
 preloaded=0
@@ -194,6 +236,7 @@ for workload in $WORKLOADS; do
                 "$NODE_PID" --shard-aware
         fi
         run_case reference "$REF_URL" "$workload" "${conc%x*}" "${conc#*x}" "$REF_PID"
+        draw_charts "$workload" "${conc%x*}" "${conc#*x}"
     done
 done
 
@@ -318,3 +361,8 @@ with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump({"cases": summary, "targets": checks, "hops": hops}, f, indent=2)
 PY
 log "logs and JSON in $OUT_DIR"
+log "latency distributions (.hgrm, .svg per run) in $HDR_DIR"
+if ((${#CHARTS[@]} > 0)); then
+    log "latency charts, ours and the reference per workload:"
+    for chart in "${CHARTS[@]}"; do log "  $chart"; done
+fi

@@ -2,6 +2,8 @@
 //!
 //! Layout (pure parts first, glommio-facing parts thin):
 //! - [`model`] holds vector clocks, versions, key identity and ring ownership (pure);
+//! - `histogram` holds the fixed-bucket duration histograms every layer
+//!   records into (pure, a leaf like `model`);
 //! - [`config`] holds shards.toml schema, defaults and validation (pure);
 //! - [`storage`] holds durable formats and files of a shard, and their errors;
 //! - [`engine`] holds a shard's storage engine and the operations it executes;
@@ -43,6 +45,7 @@ pub mod config;
 pub(crate) mod engine;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub(crate) mod histogram;
 pub mod model;
 pub mod proto;
 pub mod runtime;

@@ -62,6 +62,10 @@ struct Cli {
     /// cluster.advertise. Required with a wildcard listen address.
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// Prometheus endpoint address, overriding metrics.listen: HOST:PORT,
+    /// "auto" (the gRPC host, port + 1000) or "off".
+    #[arg(long, value_name = "HOST:PORT|auto|off")]
+    metrics_listen: Option<String>,
 }
 
 /// The configuration to run and where it came from (for the log).
@@ -102,6 +106,9 @@ fn load_config(cli: &Cli) -> Result<Loaded, String> {
     }
     if let Some(v) = &cli.advertise {
         config.cluster.advertise = v.clone();
+    }
+    if let Some(v) = &cli.metrics_listen {
+        config.metrics.listen = v.clone();
     }
     config.validate("command line").map_err(|e| e.to_string())?;
     config.resolve_paths(&cwd);

@@ -1,9 +1,10 @@
 //! The command line of `pairdb-bench`: the flags, their defaults and help
 //! text, and the checks a run's flags must pass before anything connects.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use tonic::transport::Endpoint;
 
 use crate::BoxError;
@@ -24,8 +25,11 @@ pub enum Distribution {
 /// Closed-loop load generator for a PairDB storage node (or any server of the
 /// storage.StorageNodeService contract).
 #[derive(Debug, Clone, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Something other than a load run (see `plot --help`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// gRPC endpoint, e.g. http://127.0.0.1:50051
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
@@ -126,6 +130,35 @@ pub struct Args {
     /// becomes one connection per shard.
     #[arg(long)]
     pub shard_aware: bool,
+    /// Write each operation's measured latency distribution to this
+    /// directory (created if missing): `<op>.hgrm`, HdrHistogram percentile
+    /// text in milliseconds, and `<op>.svg`, its percentile plot.
+    #[arg(long, value_name = "DIR")]
+    pub hdr_out: Option<PathBuf>,
+}
+
+/// Commands other than a load run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Draw `.hgrm` percentile distributions (as --hdr-out writes them) on
+    /// one SVG chart, one line per input, e.g. `pairdb-bench plot --out
+    /// reads.svg --title "reads 4x16" pairdb=ours/read.hgrm
+    /// reference=ref/read.hgrm`.
+    Plot(PlotArgs),
+}
+
+/// The flags of `pairdb-bench plot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlotArgs {
+    /// The SVG file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Chart title.
+    #[arg(long, default_value = "latency by percentile")]
+    pub title: String,
+    /// One line per input: its legend label and `.hgrm` file.
+    #[arg(required = true, value_name = "LABEL=PATH")]
+    pub inputs: Vec<String>,
 }
 
 impl Args {

@@ -391,5 +391,6 @@ pub async fn run(args: Args) -> Result<Option<RunSummary>, BoxError> {
         server,
         split,
         targets,
+        latency_us: vec![("write", all.write.hist), ("read", all.read.hist)],
     }))
 }

@@ -3,7 +3,9 @@
 //! write values, result reporting, the load generator's command line and run
 //! (`cli`, `context`, `driver`, `preload`, `poller`, `rpc`), the server's CPU and
 //! forwarded share over the measured window (`server_cost`), shard-aware
-//! routing (`shard_route`), and the in-memory reference
+//! routing (`shard_route`), latency distributions as HdrHistogram text and
+//! SVG percentile plots (`hgrm`, `plot`, `hdr_out`, `plot_cmd`), and the
+//! in-memory reference
 //! server. The binaries (`pairdb-bench`, `reference-server`) are thin front
 //! ends over these modules.
 
@@ -11,7 +13,11 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod driver;
+pub mod hdr_out;
+pub mod hgrm;
 pub mod keys;
+pub mod plot;
+pub mod plot_cmd;
 pub mod poller;
 pub mod preload;
 pub mod reference;

@@ -9,23 +9,65 @@
 //! (`--split-by-compaction`). MEMORY_PRESSURE answers (flow control) are
 //! counted apart from errors, and the run keeps going. Before a run it can
 //! write every key once (`--preload`) or read every key once (`--warm-read`,
-//! e.g. to fill the server's read cache).
+//! e.g. to fill the server's read cache). With `--hdr-out DIR` it also
+//! writes each operation's full latency distribution (`<op>.hgrm`) and its
+//! percentile plot (`<op>.svg`); `pairdb-bench plot` draws several such
+//! distributions on one chart.
 //!
 //! This file is the front end: it parses the flags, starts the runtime and
 //! prints the result; the run itself is in the `pairdb_bench` library
-//! (`cli`, `driver`, `preload`, `poller`, `rpc`, `report`).
+//! (`cli`, `driver`, `preload`, `poller`, `rpc`, `report`, `hdr_out`,
+//! `plot_cmd`).
 
 use clap::Parser;
 
-use pairdb_bench::cli::Args;
+use pairdb_bench::cli::{Args, Command};
 use pairdb_bench::driver::run;
+use pairdb_bench::report::RunSummary;
 use pairdb_bench::rpc::error_chain;
+use pairdb_bench::{hdr_out, plot_cmd};
+
+/// Writes the --hdr-out files of a finished run into `dir`.
+fn write_hdr_out(dir: &std::path::Path, args: &Args, summary: &RunSummary) -> Result<(), String> {
+    let run = if args.label.is_empty() {
+        args.target.as_str()
+    } else {
+        args.label.as_str()
+    };
+    for (op, hist) in &summary.latency_us {
+        let title = format!(
+            "{op} latency: {run} ({} x {}, {} keys)",
+            args.connections, args.streams, args.keys
+        );
+        for path in hdr_out::write_op(dir, op, &title, hist)? {
+            if !args.quiet {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(Command::Plot(p)) = &args.command {
+        return match plot_cmd::run(&p.out, &p.title, &p.inputs) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pairdb-bench plot: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = args.validate() {
         eprintln!("pairdb-bench: {e}");
         return std::process::ExitCode::from(2);
+    }
+    if let Some(dir) = &args.hdr_out {
+        if let Err(e) = hdr_out::prepare(dir) {
+            eprintln!("pairdb-bench: {e}");
+            return std::process::ExitCode::from(2);
+        }
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -40,7 +82,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let json = args.json;
-    match rt.block_on(run(args)) {
+    match rt.block_on(run(args.clone())) {
         Ok(None) => std::process::ExitCode::SUCCESS,
         Ok(Some(summary)) => {
             if json {
@@ -53,6 +95,12 @@ fn main() -> std::process::ExitCode {
                 }
             } else {
                 print!("{}", summary.render_table());
+            }
+            if let Some(dir) = &args.hdr_out {
+                if let Err(e) = write_hdr_out(dir, &args, &summary) {
+                    eprintln!("pairdb-bench: --hdr-out: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
             }
             if summary.total_ops == 0 {
                 eprintln!("pairdb-bench: no operation was answered");

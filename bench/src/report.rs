@@ -4,6 +4,8 @@
 //! started (`CompactionSplit`), the series of selected health figures seen by
 //! that poller (`PolledFigure`), the seed's performance targets with met /
 //! not-met verdicts, and the human-readable table printed at the end of a run.
+//! A summary also carries the merged histograms themselves (`latency_us`,
+//! not serialized) for `--hdr-out`.
 
 use std::collections::BTreeMap;
 
@@ -246,6 +248,11 @@ pub struct RunSummary {
     /// Present with `--server-pid`.
     pub server: Option<crate::server_cost::ServerCost>,
     pub targets: Vec<TargetCheck>,
+    /// The measured window's latency histograms (microseconds) by operation
+    /// name ("write", "read"), every phase merged; for --hdr-out, not
+    /// serialized.
+    #[serde(skip)]
+    pub latency_us: Vec<(&'static str, Histogram<u64>)>,
 }
 
 fn latency_target(name: &str, limit_ms: f64, op: Option<&OpSummary>) -> TargetCheck {

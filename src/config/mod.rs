@@ -9,9 +9,11 @@
 //! Pure: no I/O beyond reading the named file.
 
 mod cluster;
+mod metrics;
 mod tuning;
 
 pub use cluster::{is_wildcard, split_host_port, ClusterConfig};
+pub use metrics::{MetricsConfig, METRICS_PORT_OFFSET};
 pub use tuning::{CacheConfig, CompactionConfig, FlowControlConfig, LEVELS};
 
 use serde::Deserialize;
@@ -72,6 +74,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub runtime: RuntimeConfig,
     pub cluster: ClusterConfig,
+    pub metrics: MetricsConfig,
     pub logging: LoggingConfig,
 }
 
@@ -476,6 +479,11 @@ impl Config {
         }
         if let Err((key, reason)) = cluster::validate(&self.cluster, &self.node.listen) {
             return bad(key, reason);
+        }
+        if let Ok(grpc) = self.node.listen.parse::<SocketAddr>() {
+            if let Err(reason) = self.metrics.addr(grpc) {
+                return bad("metrics.listen", reason);
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return bad(

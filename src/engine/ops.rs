@@ -5,6 +5,7 @@
 //! that received the request: the owning core never re-parses protobuf.
 
 use super::shard::scan::{ScanPage, ScanRange};
+use crate::histogram::DurationSnapshot;
 use crate::model::{KeyRef, PutOrigin, TokenRanges, VectorClock, Version, VersionSet};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub(crate) struct ShardStats {
     pub sstable_memory_bytes: u64,
     pub flushes: u64,
     pub flush_bytes: u64,
+    /// Durations of the flushes stored.
+    pub flush_latency: DurationSnapshot,
     /// Tables and bytes per level, L0 first.
     pub levels: Vec<LevelFigures>,
     pub compaction: CompactionFigures,
@@ -161,6 +164,8 @@ pub(crate) struct CompactionFigures {
     /// under its target.
     pub pending_bytes: u64,
     pub micros: u64,
+    /// Durations of the merges (trivial moves not counted).
+    pub latency: DurationSnapshot,
     /// Time compactions slept for the I/O rate limit.
     pub throttled_micros: u64,
     pub keys_purged: u64,
@@ -203,6 +208,7 @@ pub(crate) struct WalFigures {
     pub fsyncs: u64,
     pub fsync_micros_total: u64,
     pub fsync_micros_max: u64,
+    pub fsync_latency: DurationSnapshot,
     pub records: u64,
     pub batches: u64,
     pub replayed_records: u64,

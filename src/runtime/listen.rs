@@ -61,6 +61,24 @@ pub(super) async fn accept_loop(
 pub(super) struct Listen {
     pub addr: SocketAddr,
     pub shard_ports: Vec<SocketAddr>,
+    /// The metrics endpoint (served by core 0), if on.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The metrics endpoint's address for a node configured to listen on
+/// `listen`, checked free (`None`: metrics are off).
+pub(super) fn metrics_addr(
+    config: &Config,
+    listen: SocketAddr,
+) -> Result<Option<SocketAddr>, RuntimeError> {
+    let Some(addr) = config
+        .metrics
+        .addr(listen)
+        .map_err(|reason| RuntimeError::Config(format!("metrics.listen: {reason}")))?
+    else {
+        return Ok(None);
+    };
+    port::probe(addr).map(Some).map_err(RuntimeError::Port)
 }
 
 /// The shard-aware addresses (`node.shard_port_base + i` on the listen

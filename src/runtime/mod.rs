@@ -27,7 +27,7 @@ use crate::storage::datadir::{shard_dir, DataDir};
 use crate::storage::streams_file::StreamRecord;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
-use listen::{accept_loop, shard_addrs, Listen};
+use listen::{accept_loop, metrics_addr, shard_addrs, Listen};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -144,6 +144,7 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
     check_volume(&data_root, &config, shards)?;
     let addr = port::probe(listen).map_err(RuntimeError::Port)?;
     let shard_ports = shard_addrs(&config, addr, shards)?;
+    let metrics = metrics_addr(&config, listen)?;
     let cluster =
         Arc::new(ClusterStart::prepare(&config, addr, shards).map_err(RuntimeError::Config)?);
     let placement = if shards <= available_cores() {
@@ -175,6 +176,7 @@ pub fn run(config: Config, options: RunOptions, flags: ShutdownFlags) -> Result<
                 Listen {
                     addr,
                     shard_ports: shard_ports.clone(),
+                    metrics,
                 },
                 mesh,
                 flags,
@@ -318,6 +320,15 @@ async fn core_main(
         Some(own) => Some((*own, bind(*own)?)),
         None => None,
     };
+    let metrics_listener = match listen.metrics {
+        Some(at) if shard_id == 0 => {
+            let l = bind(at)?;
+            let bound = l.local_addr().unwrap_or(at);
+            tracing::info!(addr = %bound, "metrics endpoint: GET /metrics");
+            Some(l)
+        }
+        _ => None,
+    };
     let cluster = cluster
         .take(shard_id)
         .map_err(|reason| RuntimeError::Core {
@@ -349,11 +360,16 @@ async fn core_main(
         })
     };
 
+    let metrics_task = metrics_listener
+        .map(|l| glommio::spawn_local(crate::server::metrics::http::serve(l, Rc::clone(&core))));
     // The shard's own port is served by the same loop, in its own task.
     let shard_accepts = shard_listener
         .map(|(_, l)| glommio::spawn_local(accept_loop(l, Rc::clone(&core), shard_id)));
     accept_loop(listener, Rc::clone(&core), shard_id).await;
     if let Some(task) = shard_accepts {
+        task.await;
+    }
+    if let Some(task) = metrics_task {
         task.await;
     }
     watcher.await;

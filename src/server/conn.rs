@@ -20,6 +20,7 @@
 
 use super::context::{Admission, ConnState, CoreContext};
 use super::handlers::{self, Answer};
+use super::metrics::{Outcome, RpcMetrics};
 use crate::config::LimitsConfig;
 use crate::proto::grpc::{self, Code, Frame, Status, PREFIX_BYTES};
 use bytes::{Bytes, BytesMut};
@@ -244,15 +245,21 @@ async fn handle_stream(
         send_http_refusal(&mut respond, refusal);
         return;
     }
+    let method = parts.uri.path();
+    let mut record = CallRecord {
+        rpc: &core.router.rpc,
+        slot: core.router.rpc.method_slot(method),
+        received,
+        outcome: Outcome::OK,
+    };
     let Some(_admitted) = core.admit_request() else {
         let msg = format!(
             "too many requests in flight on this core (limit {}); retry with backoff",
             core.config.limits.inflight_requests_max_per_core
         );
-        send_status(&mut respond, &Status::new(Code::Unavailable, msg));
+        record.failed(&mut respond, &Status::new(Code::Unavailable, msg));
         return;
     };
-    let method = parts.uri.path().to_string();
     let timeout = match parts
         .headers
         .get("grpc-timeout")
@@ -261,7 +268,7 @@ async fn handle_stream(
         None => None,
         Some(Some(t)) => Some(t),
         Some(None) => {
-            send_status(
+            record.failed(
                 &mut respond,
                 &Status::new(Code::InvalidArgument, "malformed grpc-timeout header"),
             );
@@ -320,7 +327,7 @@ async fn handle_stream(
         if received.elapsed() >= limit {
             return Err(limit_status());
         }
-        handlers::dispatch(core, &method, message).await
+        handlers::dispatch(core, method, message).await
     };
     let outcome = future::or(work, async {
         glommio::timer::sleep(limit.saturating_sub(received.elapsed())).await;
@@ -328,7 +335,7 @@ async fn handle_stream(
     })
     .await;
     let outcome = match outcome {
-        Ok(Answer::Unary(frame)) if !core.admit_answer(&mut budget, frame.len()) => {
+        Ok(Answer::Unary(frame, _)) if !core.admit_answer(&mut budget, frame.len()) => {
             Err(Status::new(
                 Code::Unavailable,
                 "this core holds too many answer bytes its clients have not taken yet; \
@@ -338,7 +345,8 @@ async fn handle_stream(
         other => other,
     };
     match outcome {
-        Ok(Answer::Unary(frame)) => {
+        Ok(Answer::Unary(frame, error)) => {
+            record.outcome.error_code = error;
             // Bounded like the call: a client that never takes its answer
             // (receive window or socket never read) gives back the
             // admission slot and the answer's bytes at the deadline.
@@ -352,8 +360,12 @@ async fn handle_stream(
             .await;
             match sent {
                 Some(Ok(())) => {}
-                Some(Err(e)) => tracing::debug!(error = %e, method, "response not delivered"),
+                Some(Err(e)) => {
+                    record.outcome = Outcome::status(Code::Cancelled);
+                    tracing::debug!(error = %e, method, "response not delivered");
+                }
                 None => {
+                    record.outcome = Outcome::status(Code::DeadlineExceeded);
                     respond.send_reset(h2::Reason::CANCEL);
                     tracing::debug!(method, "the client did not take the answer in time: reset");
                 }
@@ -373,25 +385,55 @@ async fn handle_stream(
             } else {
                 Some(sending.await)
             };
-            match outcome {
-                Some(Ok(())) => {}
-                Some(Err(e)) => tracing::debug!(error = %e, method, "stream not delivered"),
-                None => tracing::debug!(method, "stream cut at the client's deadline"),
-            }
+            record.outcome = match outcome {
+                Some(Ok(end)) => Outcome::status(end),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, method, "stream not delivered");
+                    Outcome::status(Code::Cancelled)
+                }
+                None => {
+                    tracing::debug!(method, "stream cut at the client's deadline");
+                    Outcome::status(Code::DeadlineExceeded)
+                }
+            };
         }
-        Err(status) => send_status(&mut respond, &status),
+        Err(status) => record.failed(&mut respond, &status),
+    }
+}
+
+/// Counts a call in its core's request metrics when dropped (however the
+/// call ends), with the outcome set last and the time since its headers.
+struct CallRecord<'a> {
+    rpc: &'a RpcMetrics,
+    slot: usize,
+    received: Instant,
+    outcome: Outcome,
+}
+
+impl CallRecord<'_> {
+    /// Answers `status` and records it as the outcome.
+    fn failed(&mut self, respond: &mut SendResponse<Bytes>, status: &Status) {
+        self.outcome = Outcome::status(status.code);
+        send_status(respond, status);
+    }
+}
+
+impl Drop for CallRecord<'_> {
+    fn drop(&mut self) {
+        self.rpc
+            .record(self.slot, self.outcome, self.received.elapsed());
     }
 }
 
 /// Headers, then each batch of framed messages under flow control, then
-/// the trailers: OK at the end of the stream, or the status that ended it.
-/// A batch the client does not take within `stall_max` ends the stream
-/// with DEADLINE_EXCEEDED.
+/// the trailers: OK at the end of the stream, or the status that ended it
+/// (answered). A batch the client does not take within `stall_max` ends the
+/// stream with DEADLINE_EXCEEDED.
 async fn send_stream(
     respond: &mut SendResponse<Bytes>,
     mut stream: handlers::KeyStream,
     stall_max: Duration,
-) -> Result<(), h2::Error> {
+) -> Result<Code, h2::Error> {
     let mut send = respond.send_response(grpc_headers(None), false)?;
     let mut end = Status::new(Code::Ok, "");
     while let Some(batch) = stream.next_batch().await {
@@ -434,7 +476,8 @@ async fn send_stream(
     }
     let mut trailers = HeaderMap::new();
     insert_status(&mut trailers, end.code, &end.message);
-    send.send_trailers(trailers)
+    send.send_trailers(trailers)?;
+    Ok(end.code)
 }
 
 /// Why a request is not a gRPC call this server answers: the HTTP status

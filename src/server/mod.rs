@@ -15,5 +15,6 @@ pub(crate) mod context;
 pub(crate) mod convert;
 pub(crate) mod drain;
 pub(crate) mod handlers;
+pub(crate) mod metrics;
 pub mod read_answer;
 pub(crate) mod router;

@@ -12,6 +12,7 @@
 //! - the mesh channels are bounded: a full channel makes the sender wait.
 
 use super::drain::{NodeOp, NodeState};
+use super::metrics::{RpcMetrics, RpcSnapshot};
 use crate::cluster::streams::{CoreStreams, StreamsOp, StreamsReply};
 use crate::engine::join::join_all;
 use crate::engine::shard::ShardCounters;
@@ -36,6 +37,8 @@ pub(crate) enum CoreOp {
     Shard(ShardOp),
     Streams(StreamsOp),
     Node(NodeOp),
+    /// The core's request metrics.
+    Metrics,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,7 @@ pub(crate) enum CoreReply {
     Streams(StreamsReply),
     /// Puts in flight on the core after a [`NodeOp`].
     Node(u64),
+    Metrics(Box<RpcSnapshot>),
 }
 
 pub(crate) struct Router {
@@ -56,6 +60,8 @@ pub(crate) struct Router {
     streams: std::cell::OnceCell<Rc<CoreStreams>>,
     /// This core's copy of the node's serving state.
     pub node: NodeState,
+    /// This core's request metrics (recorded by its connections).
+    pub rpc: RpcMetrics,
 }
 
 /// Removes a pending call when the caller stops waiting for any reason.
@@ -81,6 +87,7 @@ impl Router {
             next_id: Cell::new(0),
             streams: std::cell::OnceCell::new(),
             node: NodeState::new(),
+            rpc: RpcMetrics::new(),
         }
     }
 
@@ -153,6 +160,25 @@ impl Router {
             total += r?;
         }
         Ok(total)
+    }
+
+    /// The request metrics of every core, merged.
+    pub(crate) async fn all_rpc_metrics(&self) -> Result<RpcSnapshot, String> {
+        let calls = (0..self.shards).map(|c| async move {
+            if c == self.shard.id() {
+                return Ok(self.rpc.snapshot());
+            }
+            match self.call_remote(c, CoreOp::Metrics).await {
+                Ok(CoreReply::Metrics(s)) => Ok(*s),
+                Ok(other) => Err(format!("unexpected reply from core {c}: {other:?}")),
+                Err(e) => Err(e),
+            }
+        });
+        let mut merged = RpcSnapshot::default();
+        for r in join_all(calls).await {
+            merged.merge(&r?);
+        }
+        Ok(merged)
     }
 
     /// Runs `op` on the streams of every core; answers in core order.
@@ -228,6 +254,7 @@ impl Router {
                     let reply = match op {
                         CoreOp::Shard(op) => CoreReply::Shard(router.shard.execute(op).await),
                         CoreOp::Node(op) => CoreReply::Node(router.node.apply(op)),
+                        CoreOp::Metrics => CoreReply::Metrics(Box::new(router.rpc.snapshot())),
                         CoreOp::Streams(op) => CoreReply::Streams(match router.streams.get() {
                             Some(s) => s.execute(op).await,
                             None => StreamsReply::Unavailable(

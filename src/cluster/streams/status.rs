@@ -68,16 +68,22 @@ impl ShardStatus {
     }
 }
 
-/// The figures of one stream over every shard that has it, for metrics:
-/// (name, value) pairs.
-pub(crate) fn figures(parts: &[ShardStatus]) -> Vec<(&'static str, String)> {
-    let state = if parts.iter().any(|s| matches!(s.phase, Phase::Failed(_))) {
+/// The phase of one stream over every shard that has it: failed if any
+/// part failed, completed once every part completed, else copying.
+pub(crate) fn overall_phase(parts: &[ShardStatus]) -> Phase {
+    if parts.iter().any(|s| matches!(s.phase, Phase::Failed(_))) {
         Phase::Failed(String::new())
     } else if parts.iter().all(|s| s.phase == Phase::Completed) {
         Phase::Completed
     } else {
         Phase::Copying
-    };
+    }
+}
+
+/// The figures of one stream over every shard that has it, for metrics:
+/// (name, value) pairs.
+pub(crate) fn figures(parts: &[ShardStatus]) -> Vec<(&'static str, String)> {
+    let state = overall_phase(parts);
     let sum = |f: fn(&ShardStatus) -> u64| parts.iter().map(f).sum::<u64>().to_string();
     vec![
         ("state", state.name().to_string()),

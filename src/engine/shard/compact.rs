@@ -209,6 +209,7 @@ impl Shard {
         ShardCounters::add(&k.compaction_bytes_written, out.bytes_written);
         ShardCounters::add(&k.compaction_keys_purged, out.purged_count);
         ShardCounters::add(&k.compaction_micros, started.elapsed().as_micros() as u64);
+        k.compaction_latency.record(started.elapsed());
         ShardCounters::add(
             &k.compaction_throttled_micros,
             limiter.throttled().as_micros() as u64,

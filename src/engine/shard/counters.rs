@@ -3,8 +3,10 @@
 //!
 //! Owns the counter cells. Bumped only on the shard's own core (plain
 //! `Cell`s, no atomics); they only grow (wrapping at `u64::MAX`), except
-//! the two disk-full flags, which say what the last attempt found.
+//! the two disk-full flags, which say what the last attempt found. The
+//! duration histograms (flushes, compactions) live here too.
 
+use crate::histogram::DurationHistogram;
 use std::cell::Cell;
 
 /// Request counters, bumped by the router on this core.
@@ -22,6 +24,8 @@ pub(crate) struct ShardCounters {
     pub flush_bytes: Cell<u64>,
     /// Flush attempts that failed (each is retried).
     pub flush_failures: Cell<u64>,
+    /// How long each stored flush took (table written, manifest edited).
+    pub flush_latency: DurationHistogram,
     /// Writes that waited at a stop threshold, and the time they waited.
     pub write_stalls: Cell<u64>,
     pub write_stall_micros: Cell<u64>,
@@ -36,6 +40,8 @@ pub(crate) struct ShardCounters {
     pub compaction_throttled_micros: Cell<u64>,
     pub compaction_keys_purged: Cell<u64>,
     pub compaction_failures: Cell<u64>,
+    /// How long each merge took (trivial moves are not counted).
+    pub compaction_latency: DurationHistogram,
     /// The last flush (compaction) failed for lack of disk space; cleared
     /// by the next one that succeeds.
     pub flush_disk_full: Cell<bool>,

@@ -112,6 +112,7 @@ impl Shard {
         self.compactor.wake();
         ShardCounters::bump(&self.counters.flushes);
         ShardCounters::add(&self.counters.flush_bytes, bytes);
+        self.counters.flush_latency.record(started.elapsed());
         stored.into_result()?;
         self.remove_wal_segments_below(wal_from).await;
         tracing::debug!(

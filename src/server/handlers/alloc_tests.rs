@@ -29,7 +29,7 @@ fn body(m: &impl Message) -> Bytes {
 
 /// The `success` field (field 1 of every data answer) of a unary answer.
 fn succeeded(answer: Answer) -> bool {
-    let Answer::Unary(frame) = answer else {
+    let Answer::Unary(frame, _) = answer else {
         return false;
     };
     let bytes: Vec<u8> = frame.into_chunks().concat();

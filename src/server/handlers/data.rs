@@ -4,7 +4,7 @@
 //! and the Read answer's size bound. Application errors travel in the
 //! response body (`success = false` + `error_code`).
 
-use super::{owner, CoreContext};
+use super::{owner, BodyError, CoreContext};
 use crate::engine::{PutClock, ShardOp, ShardReply};
 use crate::model::{KeyRef, PutOrigin};
 use crate::proto;
@@ -186,15 +186,16 @@ pub(super) async fn repair(core: &CoreContext, req: proto::RepairRequest) -> pro
 
 /// The framed Read answer: the key's versions encoded straight from the
 /// shard's reply (see `read_answer`), or an error in the body.
-pub(super) async fn read(core: &CoreContext, req: proto::ReadRequest) -> Frame {
-    let fail = |code: proto::ErrorCode, message: String| -> Frame {
-        encode_frame(&proto::ReadResponse {
+pub(super) async fn read(core: &CoreContext, req: proto::ReadRequest) -> (Frame, BodyError) {
+    let fail = |code: proto::ErrorCode, message: String| -> (Frame, BodyError) {
+        let frame = encode_frame(&proto::ReadResponse {
             success: false,
             error_message: message,
             error_code: code as i32,
             ..Default::default()
         })
-        .into()
+        .into();
+        (frame, Some(code as i32))
     };
     let key = match convert::key_ref(&req.tenant_id, &req.key, &core.config.limits) {
         Ok(k) => k,
@@ -211,5 +212,12 @@ pub(super) async fn read(core: &CoreContext, req: proto::ReadRequest) -> Frame {
             )
         }
     };
-    read_answer::encode(&req.tenant_id, &req.key, &versions)
+    let error = versions
+        .visible()
+        .is_none()
+        .then_some(proto::ErrorCode::KeyNotFound as i32);
+    (
+        read_answer::encode(&req.tenant_id, &req.key, &versions),
+        error,
+    )
 }

@@ -54,20 +54,78 @@ pub(crate) const ADMIN_SERVICE: &str = "storage.StorageAdminService";
 
 pub(crate) use ranges::KeyStream;
 
-/// What a call answers: one message, or a stream of them (server streaming).
+/// What a call answers: one message with the error code its body reports
+/// (for the request metrics), or a stream of them (server streaming).
 pub(crate) enum Answer {
-    Unary(Frame),
+    Unary(Frame, BodyError),
     Stream(KeyStream),
 }
 
-impl From<Frame> for Answer {
-    fn from(f: Frame) -> Self {
-        Answer::Unary(f)
-    }
+/// The `error_code` a response body reports: `None` when the body reports
+/// success or the method's answer has no verdict of its own.
+pub(crate) type BodyError = Option<i32>;
+
+/// A response message's verdict, as [`BodyError`].
+trait Verdict {
+    fn body_error(&self) -> BodyError;
 }
 
-fn unary<M: Message>(m: &M) -> Result<Answer, Status> {
-    Ok(Answer::Unary(encode_frame(m).into()))
+/// Answers with `success` and an `error_code`.
+macro_rules! coded {
+    ($($t:ident),*) => {$(
+        impl Verdict for proto::$t {
+            fn body_error(&self) -> BodyError {
+                (!self.success).then_some(self.error_code)
+            }
+        }
+    )*};
+}
+coded!(
+    WriteResponse,
+    DeleteResponse,
+    RepairResponse,
+    ReplicateResponse,
+    DrainResponse,
+    ApplyVersionsResponse,
+    RangeDigestResponse,
+    CleanupResponse
+);
+
+/// Answers with `success` only: a failure counts as UNKNOWN.
+macro_rules! flagged {
+    ($($t:ident),*) => {$(
+        impl Verdict for proto::$t {
+            fn body_error(&self) -> BodyError {
+                (!self.success).then_some(proto::ErrorCode::Unknown as i32)
+            }
+        }
+    )*};
+}
+flagged!(
+    StartStreamingResponse,
+    StopStreamingResponse,
+    StreamingCompleteResponse
+);
+
+/// Answers that carry no verdict.
+macro_rules! plain {
+    ($($t:ident),*) => {$(
+        impl Verdict for proto::$t {
+            fn body_error(&self) -> BodyError {
+                None
+            }
+        }
+    )*};
+}
+plain!(
+    HealthResponse,
+    ShardMapResponse,
+    KeyRangeResponse,
+    StreamStatusResponse
+);
+
+fn unary<M: Message + Verdict>(m: &M) -> Result<Answer, Status> {
+    Ok(Answer::Unary(encode_frame(m).into(), m.body_error()))
 }
 
 /// Handles one call to `path` (`/<service>/<method>`); `body` is the
@@ -87,7 +145,8 @@ pub(crate) async fn dispatch(
     match (service, method) {
         (STORAGE_SERVICE, "Write") => unary(&data::write(core, decode(body)?).await),
         (STORAGE_SERVICE, "Read") => {
-            data::fit_answer(core, data::read(core, decode(body)?).await).map(Answer::Unary)
+            let (frame, error) = data::read(core, decode(body)?).await;
+            data::fit_answer(core, frame).map(|f| Answer::Unary(f, error))
         }
         (STORAGE_SERVICE, "Delete") => unary(&data::delete(core, decode(body)?).await),
         (STORAGE_SERVICE, "Repair") => unary(&data::repair(core, decode(body)?).await),

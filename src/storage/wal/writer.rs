@@ -34,6 +34,7 @@
 use super::format::{self, Record};
 use super::segment::{BatchToWrite, Segment, SegmentSpec};
 use crate::config::{StorageConfig, WalSync};
+use crate::histogram::DurationHistogram;
 use crate::storage::error::StorageError;
 use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -55,6 +56,7 @@ pub(crate) struct WalStats {
     pub fsyncs: Cell<u64>,
     pub fsync_micros_total: Cell<u64>,
     pub fsync_micros_max: Cell<u64>,
+    pub fsync_latency: DurationHistogram,
     pub records: Cell<u64>,
     pub batches: Cell<u64>,
     /// Times the WAL found the disk full and started waiting for space.
@@ -632,6 +634,7 @@ impl Committer {
         if micros > stats.fsync_micros_max.get() {
             stats.fsync_micros_max.set(micros);
         }
+        stats.fsync_latency.record_us(micros);
         add(&stats.records, records.len() as u64);
         add(&stats.batches, 1);
         Ok(())
