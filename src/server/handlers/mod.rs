@@ -88,7 +88,9 @@ coded!(
     DrainResponse,
     ApplyVersionsResponse,
     RangeDigestResponse,
-    CleanupResponse
+    CleanupResponse,
+    FlushResponse,
+    CompactResponse
 );
 
 /// Answers with `success` only: a failure counts as UNKNOWN.
@@ -121,7 +123,8 @@ plain!(
     HealthResponse,
     ShardMapResponse,
     KeyRangeResponse,
-    StreamStatusResponse
+    StreamStatusResponse,
+    ListStreamsResponse
 );
 
 fn unary<M: Message + Verdict>(m: &M) -> Result<Answer, Status> {
