@@ -17,6 +17,8 @@
 //! - [`client`] holds the node's own gRPC client for calls to other nodes
 //!   (and the admin tools): h2 and prost on glommio sockets;
 //! - [`telemetry`] holds logging; [`proto`] the generated wire types;
+//! - [`admin`] holds the `pairdb-admin` command line (a client of one node
+//!   through [`client`]; nothing of the node's own path uses it);
 //! - `fuzzing` (with the `fuzzing` feature, and in tests) holds one fuzz
 //!   entry point per decoder of bytes from disk or the network.
 //!
@@ -33,6 +35,7 @@
 //! of `server` are crate-private, so the compiler reports what nothing uses
 //! (items only tests need are `#[cfg(test)]`).
 
+pub mod admin;
 #[cfg(test)]
 #[allow(unsafe_code)] // a counting wrapper around the system allocator
 mod alloc_count;

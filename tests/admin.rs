@@ -3,7 +3,9 @@
 //! finish or are refused, never lost) and Undrain; RangeDigest (counts and
 //! an order-independent digest two nodes with the same versions agree on,
 //! additive over complementary ranges); Cleanup of a token range, also
-//! across a restart; ApplyVersions' checks and its keeping of timestamps.
+//! across a restart; ApplyVersions' checks and its keeping of timestamps;
+//! Flush (every memtable into tables), Compact (levels under their targets
+//! taken down on request, the last level refused) and ListStreams.
 
 mod common;
 
@@ -686,4 +688,131 @@ async fn apply_versions_checks_the_batch_and_keeps_timestamps() {
         "{b:?}"
     );
     assert_eq!(read_versions(&b).len(), 1, "{b:?}");
+}
+
+async fn write_round(c: &mut Client, n: usize, value: &[u8]) {
+    let items: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("k{i:03}"), value.to_vec()))
+        .collect();
+    for w in write_many(c, T, &items, 8).await {
+        assert!(w.success, "{w:?}");
+    }
+}
+
+#[tokio::test]
+async fn flush_makes_every_memtable_a_table_and_answers_per_shard_figures() {
+    let node = Node::start(2).await;
+    let mut c = node.client().await;
+    write_round(&mut c, 40, b"v").await;
+    let m = metrics(&mut c).await;
+    let in_memtables: u64 = (0..2)
+        .map(|i| metric_u64(&m, &format!("shard.{i}.memtable_bytes")))
+        .sum();
+    assert!(in_memtables > 0, "{m:?}");
+
+    let r = node
+        .admin()
+        .await
+        .flush(pb::FlushRequest {})
+        .await
+        .expect("Flush")
+        .into_inner();
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.shards.len(), 2, "{r:?}");
+    for (i, s) in r.shards.iter().enumerate() {
+        assert_eq!(s.shard as usize, i, "{r:?}");
+        assert_eq!((s.memtable_bytes, s.immutable_memtables), (0, 0), "{r:?}");
+        assert_eq!(s.level_tables.len(), 5, "{r:?}");
+        assert_eq!(s.level_tables.iter().sum::<u64>(), s.sstables, "{r:?}");
+    }
+    assert!(
+        r.shards.iter().map(|s| s.sstables).sum::<u64>() >= 2,
+        "{r:?}"
+    );
+    let m = metrics(&mut c).await;
+    for i in 0..2 {
+        assert_eq!(metric_u64(&m, &format!("shard.{i}.memtable_bytes")), 0);
+    }
+    assert_eq!(read(&mut c, T, "k007").await.value, b"v");
+    // Nothing left to flush: still success.
+    let again = node.admin().await.flush(pb::FlushRequest {}).await;
+    assert!(again.expect("Flush").into_inner().success);
+}
+
+async fn compact(node: &Node, level: Option<u32>) -> pb::CompactResponse {
+    node.admin()
+        .await
+        .compact(pb::CompactRequest { level })
+        .await
+        .expect("Compact")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn compact_takes_the_levels_asked_down_and_refuses_the_last() {
+    let node = Node::start(2).await;
+    let mut c = node.client().await;
+    let admin_flush = || async {
+        let r = node
+            .admin()
+            .await
+            .flush(pb::FlushRequest {})
+            .await
+            .expect("Flush")
+            .into_inner();
+        assert!(r.success, "{r:?}");
+    };
+    write_round(&mut c, 60, b"old").await;
+    admin_flush().await;
+    write_round(&mut c, 60, b"new").await;
+    admin_flush().await;
+
+    // Two L0 tables per shard, under the trigger: level 0 merges anyway.
+    let r = compact(&node, Some(0)).await;
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.shards.len(), 2, "{r:?}");
+    for s in &r.shards {
+        assert_eq!(s.merges, 1, "{r:?}");
+        assert!(s.bytes_read > 0 && s.bytes_written > 0, "{r:?}");
+        let tables = s.tables.as_ref().expect("tables");
+        assert_eq!(tables.level_tables[0], 0, "{r:?}");
+        assert_eq!(tables.level_tables[1], 1, "{r:?}");
+    }
+    // Level 0 is empty now: nothing to do.
+    let r = compact(&node, Some(0)).await;
+    assert!(r.success, "{r:?}");
+    assert!(
+        r.shards.iter().all(|s| s.merges + s.trivial_moves == 0),
+        "{r:?}"
+    );
+    // Every level: everything ends in the last one.
+    let r = compact(&node, None).await;
+    assert!(r.success, "{r:?}");
+    for s in &r.shards {
+        let tables = &s.tables.as_ref().expect("tables").level_tables;
+        assert_eq!(tables.as_slice(), &[0, 0, 0, 0, 1], "{r:?}");
+    }
+    let read_back = read(&mut c, T, "k042").await;
+    assert_eq!(read_back.value, b"new", "{read_back:?}");
+    assert_eq!(read_versions(&read_back).len(), 1);
+
+    for level in [4, 5, u32::MAX] {
+        let r = compact(&node, Some(level)).await;
+        assert!(!r.success, "level {level}: {r:?}");
+        assert_eq!(r.error_code, INVALID_REQUEST, "{r:?}");
+        assert!(r.error_message.contains("level"), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn list_streams_is_empty_without_streams() {
+    let node = Node::start(2).await;
+    let r = node
+        .admin()
+        .await
+        .list_streams(pb::ListStreamsRequest {})
+        .await
+        .expect("ListStreams")
+        .into_inner();
+    assert!(r.streams.is_empty(), "{r:?}");
 }

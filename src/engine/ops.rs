@@ -54,6 +54,11 @@ pub(crate) enum ShardOp {
     Flush {
         max: std::time::Duration,
     },
+    /// Compact `level` into the next one, or every level (`None`), whatever
+    /// their scores, on the shard's compactor.
+    Compact {
+        level: Option<usize>,
+    },
     /// One page of a range read.
     Scan {
         range: ScanRange,
@@ -238,6 +243,7 @@ pub(crate) enum ShardReply {
     Scan(ScanPage),
     Digest(crate::model::RangeDigest),
     Cleaned(super::shard::Cleaned),
+    Compacted(super::shard::Compacted),
     Stats(Box<ShardStats>),
     Failed(super::EngineError),
 }

@@ -72,6 +72,9 @@ pub(crate) enum StreamsOp {
     Overlapping(std::sync::Arc<crate::model::TokenRanges>),
     /// Every part on the core with its status.
     List,
+    /// Every part on the core with its record (ranges, target, start) and
+    /// status (the admin service's ListStreams).
+    Details,
 }
 
 #[derive(Debug)]
@@ -81,6 +84,7 @@ pub(crate) enum StreamsReply {
     Status(Option<ShardStatus>),
     Overlapping(Option<StreamId>),
     List(Vec<(StreamId, ShardStatus)>),
+    Details(Vec<(StreamRecord, ShardStatus)>),
     /// The core could not run the operation.
     Unavailable(String),
 }
@@ -210,6 +214,12 @@ impl CoreStreams {
             StreamsOp::Status(id) => StreamsReply::Status(self.status(&id)),
             StreamsOp::Overlapping(r) => StreamsReply::Overlapping(self.overlaps(&r)),
             StreamsOp::List => StreamsReply::List(self.all()),
+            StreamsOp::Details => StreamsReply::Details(
+                self.all_parts()
+                    .into_iter()
+                    .map(|(p, s)| (p.record.clone(), s))
+                    .collect(),
+            ),
         }
     }
 
@@ -266,13 +276,21 @@ impl CoreStreams {
 
     /// Every part on this core with its status (metrics, admin).
     pub(crate) fn all(&self) -> Vec<(StreamId, ShardStatus)> {
+        self.all_parts()
+            .into_iter()
+            .map(|(p, s)| (p.id.clone(), s))
+            .collect()
+    }
+
+    /// Every part on this core with its status, backlog filled in.
+    fn all_parts(&self) -> Vec<(Rc<StreamPart>, ShardStatus)> {
         self.parts
             .borrow()
-            .iter()
-            .map(|(id, p)| {
+            .values()
+            .map(|p| {
                 let mut s = p.status.borrow().clone();
                 s.backlog_bytes = p.backlog.borrow().bytes() as u64;
-                (id.clone(), s)
+                (Rc::clone(p), s)
             })
             .collect()
     }

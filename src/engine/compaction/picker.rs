@@ -207,6 +207,41 @@ pub(crate) fn pick(
         }
     }
     let (input_level, score) = chosen?;
+    let cursor = cursors.get(input_level).and_then(Option::as_ref);
+    plan_for(tables, levels, input_level, score, cursor, true)
+}
+
+/// A plan for `level` whatever its score (a compaction an operator asks
+/// for): L0 takes every L0 table; a level below it takes its first table
+/// whose smallest key is greater than `after` (the level's first table when
+/// `after` is `None`), without wrapping, so walking a level with each
+/// plan's `next_cursor` ends once every table of it has been taken. `None`
+/// for the last level or past it, and for a level with nothing to take.
+pub(crate) fn plan_level(
+    tables: &[TableInfo],
+    cfg: &PickerConfig,
+    level: usize,
+    after: Option<&Bytes>,
+) -> Option<CompactionPlan> {
+    let levels = level_count(cfg);
+    if level + 1 >= levels {
+        return None;
+    }
+    let score = level_scores(tables, cfg).get(level).copied().unwrap_or(0.0);
+    plan_for(tables, levels, level, score, after, false)
+}
+
+/// The plan taking its inputs from `input_level` (see [`pick`] and
+/// [`plan_level`]); `wrap`: past the last table of the level, start again
+/// at its first.
+fn plan_for(
+    tables: &[TableInfo],
+    levels: usize,
+    input_level: usize,
+    score: f64,
+    cursor: Option<&Bytes>,
+    wrap: bool,
+) -> Option<CompactionPlan> {
     let output_level = input_level + 1;
 
     let mut level_tables: Vec<&TableInfo> = tables
@@ -219,10 +254,13 @@ pub(crate) fn pick(
         (inputs, None)
     } else {
         level_tables.sort_by(|a, b| by_key_range(a, b));
-        let cursor = cursors.get(input_level).and_then(Option::as_ref);
-        let next = cursor
-            .and_then(|c| level_tables.iter().find(|t| t.smallest > *c))
-            .or_else(|| level_tables.first())?;
+        let next = match cursor {
+            Some(c) => level_tables
+                .iter()
+                .find(|t| t.smallest > *c)
+                .or_else(|| level_tables.first().filter(|_| wrap)),
+            None => level_tables.first(),
+        }?;
         (vec![(*next).clone()], Some(next.largest.clone()))
     };
 
@@ -423,6 +461,34 @@ mod tests {
         assert_eq!(at("d"), Some(3));
         assert_eq!(at("zz"), Some(1));
         assert_eq!(at(""), Some(1));
+    }
+
+    #[test]
+    fn plan_level_takes_a_level_under_target_and_walks_it_once() {
+        let cfg = cfg();
+        // Far under every trigger and target: pick finds nothing to do.
+        let tables = vec![
+            table(1, 0, 10, "a", "z"),
+            table(3, 1, 10, "m", "p"),
+            table(2, 1, 10, "a", "c"),
+            table(4, 2, 10, "b", "n"),
+        ];
+        assert_eq!(pick(&tables, &[], &cfg), None);
+        let l0 = plan_level(&tables, &cfg, 0, None).expect("L0 has a table");
+        assert_eq!((l0.input_level, l0.output_level), (0, 1));
+        assert_eq!(file_nos(&l0.inputs), vec![1]);
+        assert_eq!(file_nos(&l0.overlaps), vec![2, 3]);
+        let mut seen = Vec::new();
+        let mut after: Option<Bytes> = None;
+        while let Some(plan) = plan_level(&tables, &cfg, 1, after.as_ref()) {
+            seen.push(plan.inputs[0].file_no);
+            assert_eq!(file_nos(&plan.overlaps), vec![4]);
+            after = plan.next_cursor;
+        }
+        assert_eq!(seen, vec![2, 3], "no wrap");
+        assert_eq!(plan_level(&tables, &cfg, 3, None), None, "L3 is empty");
+        assert_eq!(plan_level(&tables, &cfg, 4, None), None, "the last level");
+        assert_eq!(plan_level(&tables, &cfg, 9, None), None, "past the last");
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl Shard {
                 return;
             }
             self.run_cleanups().await;
+            self.run_compactions_asked().await;
             let Some(plan) = self.next_plan() else {
                 self.counters.compaction_disk_full.set(false);
                 let woken = if self.graveyard.is_empty() {
@@ -117,7 +118,7 @@ impl Shard {
     }
 
     /// Runs one plan to completion and installs it.
-    async fn compact(&self, plan: &CompactionPlan) -> Result<(), EngineError> {
+    pub(super) async fn compact(&self, plan: &CompactionPlan) -> Result<(), EngineError> {
         let started = Instant::now();
         if plan.is_trivial_move() {
             return self.install_move(plan).await;

@@ -236,3 +236,36 @@ fn a_compaction_waits_rather_than_take_the_flush_reserve() {
         shard.halt().await;
     });
 }
+
+#[test]
+fn a_requested_compaction_keeps_the_flush_reserve_too() {
+    with_sim_executor(15, |sim, dir| async move {
+        let c = config();
+        let shard = Shard::open(&dir, 0, "n1".into(), &c).await.unwrap();
+        let mut acked = Vec::new();
+        for round in 0..2 {
+            for i in round * 20..round * 20 + 20 {
+                assert!(matches!(write(&shard, i).await, ShardReply::Put { .. }));
+                acked.push(i);
+            }
+            shard.flush(Duration::from_secs(10)).await.unwrap();
+        }
+        assert_eq!(shard.stats().levels[0].tables, 2);
+        let reserve = crate::storage::space::flush_reserve_bytes(&c, 1);
+        let used = used_bytes(&sim);
+        sim.set_capacity(Some(used + reserve));
+        let reply = shard.execute(ShardOp::Compact { level: Some(0) }).await;
+        assert!(is_disk_full(&reply), "{reply:?}");
+        assert_eq!(shard.stats().levels[0].tables, 2, "nothing merged");
+        assert_all_there(&shard, &acked).await;
+        sim.set_capacity(None);
+        let reply = shard.execute(ShardOp::Compact { level: Some(0) }).await;
+        let ShardReply::Compacted(done) = reply else {
+            panic!("{reply:?}");
+        };
+        assert_eq!(done.merges, 1, "{done:?}");
+        assert_eq!(shard.stats().levels[0].tables, 0);
+        assert_all_there(&shard, &acked).await;
+        shard.halt().await;
+    });
+}

@@ -135,6 +135,7 @@ impl Shard {
             recovery,
             observer: RefCell::new(None),
             cleanups: RefCell::default(),
+            compactions_asked: RefCell::default(),
             counters: ShardCounters::default(),
             hot_keys: RefCell::new(HotKeys::new(config.hot_keys_tracked)),
         });

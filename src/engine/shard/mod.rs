@@ -13,7 +13,8 @@
 //!   rotation);
 //! - background work, each a [`worker::Worker`] under a glommio gate:
 //!   [`flush`] (immutable memtable to level-0 table) and [`compact`]
-//!   (leveled compaction, deletion of replaced tables); [`lifecycle`] holds
+//!   (leveled compaction, deletion of replaced tables), [`manual`]
+//!   (compactions an operator asks for); [`lifecycle`] holds
 //!   opening, closing and the shutdown order;
 //! - [`stats`] and [`counters`]: health figures; [`hot_keys`]: the most
 //!   requested keys (a bounded sketch, observed by every Put and Get).
@@ -49,6 +50,7 @@ mod flush;
 mod hot_keys;
 mod immutable;
 mod lifecycle;
+mod manual;
 mod pending;
 mod read;
 pub(crate) mod scan;
@@ -62,6 +64,7 @@ mod write;
 
 pub(crate) use cleanup::Cleaned;
 pub(crate) use counters::ShardCounters;
+pub(crate) use manual::Compacted;
 
 use super::cache::AdaptiveCache;
 use crate::config::StorageConfig;
@@ -111,6 +114,8 @@ pub(crate) struct Shard {
     hot_keys: RefCell<hot_keys::HotKeys>,
     /// Cleanups waiting for the compactor task.
     cleanups: RefCell<std::collections::VecDeque<cleanup::CleanupJob>>,
+    /// Compactions an operator asked for, waiting for the compactor task.
+    compactions_asked: RefCell<std::collections::VecDeque<manual::CompactJob>>,
     /// Told of every version stored, once durable (live forwarding of
     /// streamed ranges).
     observer: RefCell<Option<Rc<dyn PutObserver>>>,
@@ -176,6 +181,9 @@ impl Shard {
                     .map(|versions| ShardReply::Get { versions })
             }
             ShardOp::Flush { max } => self.flush(max).await.map(|()| ShardReply::Flushed),
+            ShardOp::Compact { level } => {
+                self.compact_levels(level).await.map(ShardReply::Compacted)
+            }
             ShardOp::Digest { filter } => self.digest(&filter).await.map(ShardReply::Digest),
             ShardOp::Cleanup { ranges } => self.cleanup(ranges).await.map(ShardReply::Cleaned),
             ShardOp::Stats => Ok(ShardReply::Stats(Box::new(self.stats()))),

@@ -970,3 +970,56 @@ fn a_version_whose_wal_commit_failed_is_never_read() {
         shard.halt().await;
     });
 }
+
+#[test]
+fn a_requested_compaction_takes_levels_under_their_targets_down() {
+    with_executor(|dir| async move {
+        let config = StorageConfig::default();
+        let shard = Shard::open(&dir, 0, "n1".into(), &config).await.unwrap();
+        for round in 0..3 {
+            for i in 0..100 {
+                let key = KeyRef::new("t", &format!("k{i:04}"));
+                let v = if round == 2 { "new" } else { "old" };
+                shard.execute(put(&key, Some(v), PutClock::Blind)).await;
+            }
+            shard.flush(Duration::from_secs(10)).await.unwrap();
+        }
+        assert_eq!(shard.stats().levels[0].tables, 3, "under the L0 trigger");
+        // The last level is never an input.
+        let last = crate::config::LEVELS - 1;
+        let reply = shard.execute(ShardOp::Compact { level: Some(last) }).await;
+        assert!(
+            matches!(reply, ShardReply::Failed(EngineError::Invalid { .. })),
+            "{reply:?}"
+        );
+        // An empty level: nothing to do.
+        let reply = shard.execute(ShardOp::Compact { level: Some(2) }).await;
+        let ShardReply::Compacted(done) = reply else {
+            panic!("{reply:?}");
+        };
+        assert_eq!(done, Compacted::default());
+        // Every level: all of it ends in the last level, one merge for L0
+        // then trivial moves.
+        let reply = shard.execute(ShardOp::Compact { level: None }).await;
+        let ShardReply::Compacted(done) = reply else {
+            panic!("{reply:?}");
+        };
+        assert_eq!(done.merges, 1, "{done:?}");
+        assert_eq!(done.trivial_moves as usize, last - 1, "{done:?}");
+        shard.check_levels().unwrap();
+        let stats = shard.stats();
+        let tables: Vec<u64> = stats.levels.iter().map(|l| l.tables).collect();
+        assert_eq!(tables.iter().sum::<u64>(), 1, "{tables:?}");
+        assert_eq!(tables[last], 1, "{tables:?}");
+        for i in 0..100 {
+            let key = KeyRef::new("t", &format!("k{i:04}"));
+            let versions = get(&shard, &key).await;
+            assert_eq!(versions.len(), 1, "k{i}");
+            assert_eq!(
+                versions.visible().unwrap().value.as_deref(),
+                Some(&b"new"[..])
+            );
+        }
+        shard.close().await.unwrap();
+    });
+}

@@ -18,7 +18,8 @@
 //! - [`streams`] answers StartStreaming, GetStreamStatus, StopStreaming,
 //!   NotifyStreamingComplete (range moves, source side);
 //! - [`admin`] answers DrainNode and the admin service (RangeDigest,
-//!   Cleanup, Undrain);
+//!   Cleanup, Undrain); [`maintenance`] its Flush and Compact;
+//!   [`stream_list`] its ListStreams;
 //! - `checks` (tests and fuzzing only) applies each method's request checks
 //!   without a shard.
 
@@ -29,10 +30,12 @@ mod alloc_tests;
 pub(crate) mod checks;
 mod data;
 mod health;
+mod maintenance;
 mod peer;
 mod ranges;
 mod replicate;
 mod shard_map;
+mod stream_list;
 mod streams;
 
 use super::context::CoreContext;
@@ -85,7 +88,9 @@ coded!(
     DrainResponse,
     ApplyVersionsResponse,
     RangeDigestResponse,
-    CleanupResponse
+    CleanupResponse,
+    FlushResponse,
+    CompactResponse
 );
 
 /// Answers with `success` only: a failure counts as UNKNOWN.
@@ -118,7 +123,8 @@ plain!(
     HealthResponse,
     ShardMapResponse,
     KeyRangeResponse,
-    StreamStatusResponse
+    StreamStatusResponse,
+    ListStreamsResponse
 );
 
 fn unary<M: Message + Verdict>(m: &M) -> Result<Answer, Status> {
@@ -172,6 +178,9 @@ pub(crate) async fn dispatch(
         (ADMIN_SERVICE, "RangeDigest") => unary(&admin::range_digest(core, decode(body)?).await),
         (ADMIN_SERVICE, "Cleanup") => unary(&admin::cleanup(core, decode(body)?).await),
         (ADMIN_SERVICE, "Undrain") => unary(&admin::undrain(core, decode(body)?).await),
+        (ADMIN_SERVICE, "Flush") => unary(&maintenance::flush(core, decode(body)?).await),
+        (ADMIN_SERVICE, "Compact") => unary(&maintenance::compact(core, decode(body)?).await),
+        (ADMIN_SERVICE, "ListStreams") => unary(&stream_list::list(core, decode(body)?).await),
         (STORAGE_SERVICE, "ReplicateData") => {
             unary(&replicate::replicate(core, decode(body)?).await)
         }
