@@ -140,7 +140,6 @@ macro_rules! reflection_tests {
                 assert_eq!(health[0].package(), "grpc.health.v1");
                 assert_eq!(health[0].service[0].name(), "Health");
 
-                drop(ask);
                 drop(tx);
                 let end = answers.message().await.expect("OK end of stream");
                 assert!(end.is_none(), "{end:?}");

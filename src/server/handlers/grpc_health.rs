@@ -147,7 +147,7 @@ impl Watcher {
     /// every [`WATCH_STATS_EVERY_TICKS`] calls; the rest is this core's.
     pub(crate) async fn status(&mut self, core: &CoreContext) -> ServingStatus {
         if self.probe == Some(Probe::Readiness) {
-            if self.ticks % WATCH_STATS_EVERY_TICKS == 0 {
+            if self.ticks.is_multiple_of(WATCH_STATS_EVERY_TICKS) {
                 self.writes_refused = writes_refused(core).await;
             }
             self.ticks = self.ticks.wrapping_add(1);
