@@ -3,7 +3,8 @@
 //! readiness (storage.StorageNodeService) turns NOT_SERVING while the node
 //! drains and back after Undrain, and at shutdown; an unknown service is
 //! NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch); a Watch sees each change
-//! and does not keep the node from exiting.
+//! and does not keep the node from exiting; List answers both known
+//! services.
 
 mod common;
 
@@ -163,4 +164,27 @@ async fn watches_end_at_shutdown_without_holding_the_node() {
         "{:?}",
         signalled.elapsed()
     );
+}
+
+/// List, which tonic-health's client predates: through the stubs build.rs
+/// generates from the same health.proto.
+#[allow(clippy::all, dead_code, unreachable_pub)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/client/grpc.health.v1.rs"));
+}
+
+#[tokio::test]
+async fn list_answers_every_known_service() {
+    let node = Node::start(2).await;
+    let channel = node.endpoint().connect().await.expect("connect");
+    let mut c = generated::health_client::HealthClient::new(channel);
+    let list = c
+        .list(generated::HealthListRequest {})
+        .await
+        .expect("List")
+        .into_inner();
+    let serving = ServingStatus::Serving as i32;
+    assert_eq!(list.statuses.len(), 2, "{list:?}");
+    assert_eq!(list.statuses[""].status, serving, "{list:?}");
+    assert_eq!(list.statuses[READY].status, serving, "{list:?}");
 }

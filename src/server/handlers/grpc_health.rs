@@ -1,5 +1,5 @@
-//! The standard gRPC health service (`grpc.health.v1.Health`): liveness and
-//! readiness probes.
+//! The standard gRPC health service (`grpc.health.v1.Health`: Check, List,
+//! Watch): liveness and readiness probes.
 //!
 //! Owns what each probed service name means. Service `""` is liveness: it
 //! answers SERVING whenever the node answers at all (a drained or disk-full
@@ -17,7 +17,9 @@
 use super::{CoreContext, STORAGE_SERVICE};
 use crate::proto::grpc::{Code, Status};
 use crate::proto::health_v1::health_check_response::ServingStatus;
-use crate::proto::health_v1::{HealthCheckRequest, HealthCheckResponse};
+use crate::proto::health_v1::{
+    HealthCheckRequest, HealthCheckResponse, HealthListRequest, HealthListResponse,
+};
 use crate::server::drain::NodeMode;
 use std::time::Duration;
 
@@ -104,24 +106,47 @@ pub(super) async fn check(
             ),
         )
     })?;
-    let view = match probe {
-        Probe::Liveness => None,
-        Probe::Readiness => Some(NodeView {
-            shutting_down: shutting_down(core).await,
-            mode: core.router.node.state(),
-            writes_refused: writes_refused(core).await,
-        }),
-    };
-    let status = match view {
-        Some(view) => serving_status(Some(probe), &view),
-        None => ServingStatus::Serving,
-    };
-    Ok(HealthCheckResponse {
-        status: status as i32,
-    })
+    Ok(answer(current(core, probe).await))
 }
 
+/// List: the status of every known service.
+pub(super) async fn list(core: &CoreContext, _req: HealthListRequest) -> HealthListResponse {
+    let mut statuses = std::collections::HashMap::new();
+    for (name, probe) in [("", Probe::Liveness), (STORAGE_SERVICE, Probe::Readiness)] {
+        statuses.insert(name.to_string(), answer(current(core, probe).await));
+    }
+    HealthListResponse { statuses }
+}
+
+/// What `probe` answers now (readiness asks every shard).
+async fn current(core: &CoreContext, probe: Probe) -> ServingStatus {
+    match probe {
+        Probe::Liveness => ServingStatus::Serving,
+        Probe::Readiness => {
+            let view = NodeView {
+                shutting_down: shutting_down(core).await,
+                mode: core.router.node.state(),
+                writes_refused: writes_refused(core).await,
+            };
+            serving_status(Some(probe), &view)
+        }
+    }
+}
+
+fn answer(status: ServingStatus) -> HealthCheckResponse {
+    HealthCheckResponse {
+        status: status as i32,
+    }
+}
+
+/// Health answers carry no verdict of their own (request metrics).
 impl super::Verdict for HealthCheckResponse {
+    fn body_error(&self) -> super::BodyError {
+        None
+    }
+}
+
+impl super::Verdict for HealthListResponse {
     fn body_error(&self) -> super::BodyError {
         None
     }

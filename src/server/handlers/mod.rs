@@ -19,8 +19,8 @@
 //!   NotifyStreamingComplete (range moves, source side);
 //! - [`admin`] answers DrainNode and the admin service (RangeDigest,
 //!   Cleanup, Undrain);
-//! - [`grpc_health`] answers the standard `grpc.health.v1.Health` (Check
-//!   here; Watch, server streaming, through [`long_call`]);
+//! - [`grpc_health`] answers the standard `grpc.health.v1.Health` (Check and
+//!   List here; Watch, server streaming, through [`long_call`]);
 //! - [`reflection`] answers server reflection (bidirectional, through
 //!   [`long_call`]);
 //! - `checks` (tests and fuzzing only) applies each method's request checks
@@ -208,6 +208,9 @@ pub(crate) async fn dispatch(
         }
         (grpc_health::HEALTH_SERVICE, "Check") => {
             unary(&grpc_health::check(core, decode(body)?).await?)
+        }
+        (grpc_health::HEALTH_SERVICE, "List") => {
+            unary(&grpc_health::list(core, decode(body)?).await)
         }
         (
             STORAGE_SERVICE
