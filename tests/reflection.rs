@@ -191,3 +191,68 @@ macro_rules! reflection_tests {
 
 reflection_tests!(v1);
 reflection_tests!(v1alpha);
+
+const REFLECTION_V1: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
+/// Framed messages of an answer body.
+fn frames(mut body: &[u8]) -> usize {
+    let mut n = 0;
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        body = &body[5 + len..];
+        n += 1;
+    }
+    assert!(body.is_empty(), "a partial frame is left");
+    n
+}
+
+#[tokio::test]
+async fn bad_request_streams_end_with_a_clear_status() {
+    let node = Node::start(1).await;
+    // list_services = "" (field 7, empty): two bytes.
+    let list = grpc_frame(&[0x3a, 0x00]);
+    let cases: [(&str, Vec<u8>, i32); 5] = [
+        ("not protobuf", grpc_frame(&[0xff, 0xff]).to_vec(), 3),
+        ("oversized", vec![0, 0xff, 0xff, 0xff, 0xff, 1], 8),
+        ("compressed", vec![1, 0, 0, 0, 2, 0x3a, 0x00], 12),
+        ("cut short", vec![0, 0, 0, 0, 10, 1, 2], 3),
+        (
+            "valid then cut short",
+            [&list[..], &[0, 0, 0][..]].concat(),
+            3,
+        ),
+    ];
+    for (what, body, code) in cases {
+        let r = raw_call(node.addr, REFLECTION_V1, &[], body.into()).await;
+        assert_eq!(r.grpc_status(), Some(code), "{what}: {r:?}");
+        assert!(
+            r.grpc_message().is_some_and(|m| !m.is_empty()),
+            "{what}: {r:?}"
+        );
+    }
+    let r = raw_call(
+        node.addr,
+        "/grpc.health.v1.Health/Watch",
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.grpc_status(), Some(3), "Watch without a request: {r:?}");
+    // The node is still up and answering.
+    let r = raw_call(node.addr, REFLECTION_V1, &[], list.clone()).await;
+    assert_eq!(r.grpc_status(), Some(0), "{r:?}");
+    assert_eq!(frames(&r.body), 1);
+}
+
+#[tokio::test]
+async fn a_stream_answers_a_bounded_number_of_requests() {
+    let node = Node::start(1).await;
+    let list = grpc_frame(&[0x3a, 0x00]);
+    let body: Vec<u8> = std::iter::repeat_n(&list[..], 1025)
+        .flatten()
+        .copied()
+        .collect();
+    let r = raw_call(node.addr, REFLECTION_V1, &[], body.into()).await;
+    assert_eq!(r.grpc_status(), Some(8), "{:?}", r.grpc_message());
+    assert_eq!(frames(&r.body), 1024);
+}
