@@ -256,3 +256,44 @@ async fn a_stream_answers_a_bounded_number_of_requests() {
     assert_eq!(r.grpc_status(), Some(8), "{:?}", r.grpc_message());
     assert_eq!(frames(&r.body), 1024);
 }
+
+#[tokio::test]
+async fn an_open_stream_does_not_hold_the_node_at_shutdown() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut node = Node::start(2).await;
+    let channel = node.endpoint().connect().await.expect("connect");
+    let mut c = ServerReflectionClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let requests =
+        futures_lite::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut answers = c
+        .server_reflection_info(requests)
+        .await
+        .expect("ServerReflectionInfo")
+        .into_inner();
+    tx.send(ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    })
+    .await
+    .expect("send");
+    assert!(answers.message().await.expect("answer").is_some());
+
+    let signalled = std::time::Instant::now();
+    node.signal(libc::SIGTERM);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), answers.message())
+        .await
+        .expect("the stream ends at shutdown");
+    match end {
+        Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        Ok(other) => panic!("stream went on at shutdown: {other:?}"),
+    }
+    let exited = node
+        .wait_exit_async(std::time::Duration::from_secs(8))
+        .await;
+    assert!(exited.is_some_and(|s| s.success()), "exit: {exited:?}");
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(8));
+    drop(tx);
+}
