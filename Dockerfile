@@ -1,5 +1,5 @@
-# PairDB storage node image: the node, run as a non-root user, data on a
-# volume.
+# PairDB storage node image: the node and its admin CLI, run as a non-root
+# user, data on a volume, health through grpc.health.v1.
 #
 # Build:
 #   docker build -t pairdb-storage .
@@ -36,18 +36,25 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p pairdb-storage --bin pairdb-storage && \
-    install -m 0755 target/release/pairdb-storage /usr/local/bin/
+RUN cargo build --release --locked -p pairdb-storage \
+        --bin pairdb-storage --bin pairdb-admin && \
+    install -m 0755 target/release/pairdb-storage target/release/pairdb-admin \
+        /usr/local/bin/
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/pairdb \
         --shell /usr/sbin/nologin pairdb && \
     install -d -o pairdb -g pairdb -m 0750 /var/lib/pairdb
-COPY --from=build /usr/local/bin/pairdb-storage /usr/local/bin/
+COPY --from=build /usr/local/bin/pairdb-storage /usr/local/bin/pairdb-admin /usr/local/bin/
 COPY shards.toml /etc/pairdb/shards.toml
 USER pairdb
 VOLUME /var/lib/pairdb
 EXPOSE 50051/tcp 50051/udp 51051/tcp
+# Liveness: grpc.health.v1 Check of service "" answers SERVING while the
+# process serves at all, so a drained node is not restarted. (A readiness
+# probe asks for service "storage.StorageNodeService" instead.)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/pairdb-admin", "--node", "127.0.0.1:50051", "probe"]
 # The listen address is a wildcard, so the node must be told the address
 # other nodes reach it at: PAIRDB_ADVERTISE (HOST:PORT), by default this
 # container's first IP address. Further flags (--node-id, --seeds, ...) are

@@ -7,9 +7,10 @@
 //! 2. a node runs; a ballast file takes every free block; writes go on
 //!    until the WAL's open segments are used up, then answer DISK_FULL in
 //!    the body; reads of every acknowledged write go on; HealthCheck says
-//!    `disk_full` = true;
+//!    `disk_full` = true; the grpc.health.v1 readiness probe answers
+//!    NOT_SERVING while liveness answers SERVING;
 //! 3. the ballast is removed and, with nobody touching the node, writes
-//!    resume and HealthCheck says `disk_full` = false;
+//!    resume, HealthCheck says `disk_full` = false and readiness SERVING;
 //! 4. the disk is filled again; SIGTERM stops the node within the drain
 //!    timeout; the node restarts on the full disk, serves reads and
 //!    refuses writes with DISK_FULL;
@@ -28,6 +29,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 const MIB: u64 = 1024 * 1024;
 /// The volume's size: room for the node (see [`CONFIG`]) and some data.
@@ -272,6 +276,22 @@ async fn wait_disk_full(c: &mut Client, want: bool) {
     }
 }
 
+/// The grpc.health.v1 readiness service name.
+const READINESS: &str = "storage.StorageNodeService";
+
+/// The standard health service's answer for `service`.
+async fn probe(node: &Node, service: &str) -> ServingStatus {
+    let channel = node.endpoint().connect().await.expect("connect");
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("grpc.health.v1 Check")
+        .into_inner()
+        .status()
+}
+
 async fn start(data: &Path) -> Node {
     let mut node = Node::spawn_on_data_dir(&options(), free_port(), data);
     if let Err(e) = node.wait_ready().await {
@@ -326,6 +346,9 @@ async fn a_full_disk_refuses_writes_serves_reads_and_heals_by_itself() {
     write_until_full(&mut c, &mut next, &mut acked).await;
     wait_disk_full(&mut c, true).await;
     assert_all_there(&mut c, &acked).await;
+    // Refusing writes: not ready, still alive.
+    assert_eq!(probe(&node, READINESS).await, ServingStatus::NotServing);
+    assert_eq!(probe(&node, "").await, ServingStatus::Serving);
 
     // 3. Space returns; nobody does anything to the node.
     volume.free("ballast");
@@ -334,6 +357,7 @@ async fn a_full_disk_refuses_writes_serves_reads_and_heals_by_itself() {
     // Each shard finds the space by itself (within its back-off); then
     // every write is taken.
     wait_disk_full(&mut c, false).await;
+    assert_eq!(probe(&node, READINESS).await, ServingStatus::Serving);
     for _ in 0..100 {
         assert!(put(&mut c, next).await, "write {next} after resuming");
         acked.push(next);

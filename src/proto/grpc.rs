@@ -19,6 +19,7 @@ pub(crate) enum Code {
     Cancelled = 1,
     InvalidArgument = 3,
     DeadlineExceeded = 4,
+    NotFound = 5,
     ResourceExhausted = 8,
     Unimplemented = 12,
     Internal = 13,

@@ -298,6 +298,13 @@ async fn handle_stream(
             )
         }
     };
+    // Watch and reflection outlive one message: served apart.
+    if let Some(call) = handlers::long_call(method) {
+        let deadline = client_deadline.then(|| received + limit);
+        let end = super::streaming::serve(call, body, &mut respond, core, deadline).await;
+        record.outcome = Outcome::status(end);
+        return;
+    }
     let body_limit = Duration::from_millis(limits.request_body_timeout_ms);
     // The request's bytes (and then its answer's) stay counted against the
     // core's budget until the call ends, not only while the body arrives.
@@ -554,7 +561,7 @@ pub(crate) fn send_http_refusal(respond: &mut SendResponse<Bytes>, refusal: Http
 
 /// Sends `chunk` as capacity is granted; `left` counts the frame's bytes
 /// not sent yet (the capacity to ask for).
-async fn send_chunk(
+pub(super) async fn send_chunk(
     send: &mut h2::SendStream<Bytes>,
     mut chunk: Bytes,
     left: &mut usize,
@@ -659,7 +666,7 @@ fn copy_prefix(chunks: &[Bytes], out: &mut [u8; PREFIX_BYTES]) {
     }
 }
 
-fn grpc_headers(extra: Option<&Status>) -> Response<()> {
+pub(super) fn grpc_headers(extra: Option<&Status>) -> Response<()> {
     let mut resp = Response::new(());
     let h = resp.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/grpc"));
@@ -669,7 +676,7 @@ fn grpc_headers(extra: Option<&Status>) -> Response<()> {
     resp
 }
 
-fn insert_status(h: &mut HeaderMap, code: Code, message: &str) {
+pub(super) fn insert_status(h: &mut HeaderMap, code: Code, message: &str) {
     h.insert("grpc-status", HeaderValue::from(code as u8 as u16));
     if !message.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&grpc::percent_encode(message)) {

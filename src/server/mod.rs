@@ -2,8 +2,10 @@
 //! and the routing of each request to the shard that owns its key.
 //!
 //! `convert` and `read_answer` are pure (the gRPC framing is `proto::grpc`); `conn` drives h2 on a glommio socket;
-//! `handlers` maps each method onto shard operations; `router` carries an
-//! operation to the core owning its shard over the channel mesh; `context`
+//! `handlers` maps each method onto shard operations; `streaming` serves
+//! the calls that outlive one request message (health Watch, reflection);
+//! `router` carries an operation to the core owning its shard over the
+//! channel mesh; `context`
 //! holds the per-core admission state all connections of a core share.
 //!
 //! Layering: this module uses the engine (and below it storage, model and
@@ -18,3 +20,4 @@ pub(crate) mod handlers;
 pub(crate) mod metrics;
 pub mod read_answer;
 pub(crate) mod router;
+pub(crate) mod streaming;

@@ -20,6 +20,10 @@
 //! - [`admin`] answers DrainNode and the admin service (RangeDigest,
 //!   Cleanup, Undrain); [`maintenance`] its Flush and Compact;
 //!   [`stream_list`] its ListStreams;
+//! - [`grpc_health`] answers the standard `grpc.health.v1.Health` (Check and
+//!   List here; Watch, server streaming, through [`long_call`]);
+//! - [`reflection`] answers server reflection (bidirectional, through
+//!   [`long_call`]);
 //! - `checks` (tests and fuzzing only) applies each method's request checks
 //!   without a shard.
 
@@ -29,10 +33,12 @@ mod alloc_tests;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod checks;
 mod data;
+pub(crate) mod grpc_health;
 mod health;
 mod maintenance;
 mod peer;
 mod ranges;
+pub(crate) mod reflection;
 mod replicate;
 mod shard_map;
 mod stream_list;
@@ -53,6 +59,31 @@ pub(crate) const PEER_SERVICE: &str = "storage.StoragePeerService";
 pub(crate) const ADMIN_SERVICE: &str = "storage.StorageAdminService";
 
 pub(crate) use ranges::KeyStream;
+
+/// A call that outlives one request message; conn.rs hands it to
+/// [`crate::server::streaming`] instead of reading one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LongCall {
+    /// `grpc.health.v1.Health/Watch` (server streaming).
+    HealthWatch,
+    /// `ServerReflectionInfo` of reflection v1 or v1alpha (bidirectional).
+    Reflection,
+}
+
+/// The long call `path` names, if any. Costs one prefix compare for the
+/// node's own services.
+pub(crate) fn long_call(path: &str) -> Option<LongCall> {
+    if !path.starts_with("/grpc.") {
+        return None;
+    }
+    match split_path(path)? {
+        (grpc_health::HEALTH_SERVICE, "Watch") => Some(LongCall::HealthWatch),
+        (reflection::REFLECTION_V1 | reflection::REFLECTION_V1ALPHA, "ServerReflectionInfo") => {
+            Some(LongCall::Reflection)
+        }
+        _ => None,
+    }
+}
 
 /// What a call answers: one message with the error code its body reports
 /// (for the request metrics), or a stream of them (server streaming).
@@ -184,7 +215,21 @@ pub(crate) async fn dispatch(
         (STORAGE_SERVICE, "ReplicateData") => {
             unary(&replicate::replicate(core, decode(body)?).await)
         }
-        (STORAGE_SERVICE | PEER_SERVICE | ADMIN_SERVICE, other) => Err(Status::new(
+        (grpc_health::HEALTH_SERVICE, "Check") => {
+            unary(&grpc_health::check(core, decode(body)?).await?)
+        }
+        (grpc_health::HEALTH_SERVICE, "List") => {
+            unary(&grpc_health::list(core, decode(body)?).await)
+        }
+        (
+            STORAGE_SERVICE
+            | PEER_SERVICE
+            | ADMIN_SERVICE
+            | grpc_health::HEALTH_SERVICE
+            | reflection::REFLECTION_V1
+            | reflection::REFLECTION_V1ALPHA,
+            other,
+        ) => Err(Status::new(
             Code::Unimplemented,
             format!("unknown method {other:?} of {service}"),
         )),
@@ -227,6 +272,28 @@ mod tests {
         );
         for bad in ["", "/", "//Write", "/svc/", "svc/Write", "/svc/a/b"] {
             assert_eq!(split_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_calls_are_found_by_path() {
+        use super::{long_call, LongCall};
+        assert_eq!(
+            long_call("/grpc.health.v1.Health/Watch"),
+            Some(LongCall::HealthWatch)
+        );
+        for reflection in [
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(long_call(reflection), Some(LongCall::Reflection));
+        }
+        for unary in [
+            "/grpc.health.v1.Health/Check",
+            "/storage.StorageNodeService/Write",
+            "/grpc.reflection.v1.ServerReflection/Other",
+        ] {
+            assert_eq!(long_call(unary), None, "{unary}");
         }
     }
 }

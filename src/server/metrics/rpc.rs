@@ -12,6 +12,8 @@
 
 use crate::histogram::{DurationHistogram, DurationSnapshot};
 use crate::proto::grpc::Code;
+use crate::server::handlers::grpc_health::HEALTH_SERVICE;
+use crate::server::handlers::reflection::{REFLECTION_V1, REFLECTION_V1ALPHA};
 use crate::server::handlers::{ADMIN_SERVICE, PEER_SERVICE, STORAGE_SERVICE};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -37,6 +39,14 @@ pub(crate) const METHODS: &[(&str, &str)] = &[
     (ADMIN_SERVICE, "RangeDigest"),
     (ADMIN_SERVICE, "Cleanup"),
     (ADMIN_SERVICE, "Undrain"),
+    (ADMIN_SERVICE, "Flush"),
+    (ADMIN_SERVICE, "Compact"),
+    (ADMIN_SERVICE, "ListStreams"),
+    (HEALTH_SERVICE, "Check"),
+    (HEALTH_SERVICE, "Watch"),
+    (HEALTH_SERVICE, "List"),
+    (REFLECTION_V1, "ServerReflectionInfo"),
+    (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
 ];
 
 /// Method slots: each listed method, then `other`.
@@ -253,6 +263,32 @@ impl RpcSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_served_method_has_its_own_slot() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("the embedded descriptor set");
+        let m = RpcMetrics::new();
+        let mut served = 0;
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    assert!(
+                        m.method_slot(&path) < METHODS.len(),
+                        "{path} counts as other"
+                    );
+                    served += 1;
+                }
+            }
+        }
+        assert_eq!(
+            served,
+            METHODS.len(),
+            "METHODS lists a method no .proto declares"
+        );
+    }
 
     #[test]
     fn code_names_sit_at_their_numbers() {
