@@ -136,7 +136,9 @@ async fn unknown_methods_and_services_are_unimplemented() {
         "/storage.StorageNodeService/Nope",
         "/storage.StorageNodeService/write",
         "/storage.OtherService/Write",
-        "/grpc.health.v1.Health/Check",
+        // The standard health service is served, but only its own methods.
+        "/grpc.health.v1.Health/Nope",
+        "/grpc.health.v2.Health/Check",
     ] {
         let resp = raw_call(node.addr, path, &[], body.clone()).await;
         assert_eq!(resp.http_status, 200, "{path}: {resp:?}");
