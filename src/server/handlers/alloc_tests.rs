@@ -93,3 +93,129 @@ fn allocations_per_request_stay_low() {
         shard.halt().await;
     });
 }
+
+/// Allocations per call of `step`, averaged over `CALLS` calls.
+async fn per_step<F, Fut>(mut step: F) -> f64
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let before = allocations();
+    for i in 0..CALLS {
+        step(i).await;
+    }
+    (allocations() - before) as f64 / CALLS as f64
+}
+
+/// Where a Write's allocations go, step by step (blind overwrites of a
+/// 1 KiB value on a local shard): decode, validate (key and clock), the
+/// shard's put, and the answer's encoding. Printed for the request-path
+/// notes; each step keeps a bound.
+#[test]
+fn write_allocations_by_step() {
+    use crate::engine::{PutClock, ShardOp, ShardReply};
+    use crate::model::PutOrigin;
+    use crate::server::convert;
+    with_executor(|dir| async move {
+        let config = Config::default();
+        let shard = Shard::open(&dir, 0, config.node.node_id.clone(), &config.storage)
+            .await
+            .unwrap();
+        let limits = config.limits.clone();
+        let value = Bytes::from(vec![7u8; 1024]);
+        let request = |i: u64| proto::WriteRequest {
+            tenant_id: "tenant".into(),
+            key: format!("key-{i:06}"),
+            value: value.clone(),
+            vector_clock: None,
+            idempotency_key: String::new(),
+        };
+        let put = |i: u64| {
+            let key = convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap();
+            let shard = Rc::clone(&shard);
+            let value = value.clone();
+            async move {
+                let op = ShardOp::Put {
+                    key,
+                    value: Some(value),
+                    clock: PutClock::Blind,
+                    origin: PutOrigin::Client,
+                };
+                let reply = shard.execute(op).await;
+                assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
+            }
+        };
+        // Warm-up: the keys exist, so every measured put overwrites.
+        per_step(put).await;
+
+        let bodies: Vec<Bytes> = (0..CALLS).map(|i| body(&request(i))).collect();
+        let decode = per_step(|i| {
+            let b = bodies[i as usize].clone();
+            async move {
+                let r = proto::WriteRequest::decode(b).unwrap();
+                assert_eq!(r.value.len(), 1024);
+            }
+        })
+        .await;
+        // The request's own allocations (its key String) are made before
+        // the count starts: only the checks are counted.
+        let requests: Vec<proto::WriteRequest> = (0..CALLS).map(request).collect();
+        let validate = per_step(|i| {
+            let r = &requests[i as usize];
+            let limits = &limits;
+            async move {
+                let k = convert::key_ref(&r.tenant_id, &r.key, limits).unwrap();
+                convert::check_value(&r.value, limits).unwrap();
+                let c = convert::clock_from_wire(r.vector_clock.clone(), limits).unwrap();
+                assert!(c.is_empty() && k.token != 0 || k.token == 0);
+            }
+        })
+        .await;
+        // The key's own allocations are counted with the validation above.
+        let keys: Vec<_> = (0..CALLS)
+            .map(|i| convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap())
+            .collect();
+        let mut keys = keys.into_iter();
+        let engine = per_step(|_| {
+            let key = keys.next().unwrap();
+            let shard = Rc::clone(&shard);
+            let value = value.clone();
+            async move {
+                let op = ShardOp::Put {
+                    key,
+                    value: Some(value),
+                    clock: PutClock::Blind,
+                    origin: PutOrigin::Client,
+                };
+                let reply = shard.execute(op).await;
+                assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
+            }
+        })
+        .await;
+        let clock = crate::model::VectorClock::from_entries([("pairdb-local".to_string(), 7)], 8)
+            .unwrap();
+        let encode = per_step(|_| {
+            let clock = &clock;
+            async move {
+                let answer = proto::WriteResponse {
+                    success: true,
+                    updated_vector_clock: Some(convert::clock_to_wire(clock)),
+                    error_message: String::new(),
+                    error_code: 0,
+                };
+                let frame = crate::proto::grpc::encode_frame(&answer);
+                assert!(frame.len() > 5);
+            }
+        })
+        .await;
+        eprintln!(
+            "write allocations by step: decode {decode:.1}, validate {validate:.1}, \
+             shard put {engine:.1}, encode answer {encode:.1}"
+        );
+        assert!(decode <= 4.0, "decode: {decode:.1}");
+        assert!(validate <= 4.0, "validate: {validate:.1}");
+        assert!(engine <= 30.0, "shard put: {engine:.1}");
+        assert!(encode <= 6.0, "encode: {encode:.1}");
+        shard.halt().await;
+    });
+}
