@@ -36,7 +36,7 @@ pub fn to_proto(clock: &Clock) -> VectorClock {
             .entries()
             .iter()
             .map(|(id, ts)| VectorClockEntry {
-                coordinator_node_id: id.clone(),
+                coordinator_node_id: id.to_string(),
                 logical_timestamp: i64::try_from(*ts).unwrap_or(i64::MAX),
             })
             .collect(),

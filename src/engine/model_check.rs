@@ -77,7 +77,7 @@ fn clock_of(pairs: &[(u8, i64)]) -> VectorClock {
 
 /// (clock entries, value) pairs, sorted: what must match.
 /// A version as compared: clock entries and value.
-type Canon = (Vec<(String, u64)>, Option<Bytes>);
+type Canon = (Vec<(crate::model::NodeId, u64)>, Option<Bytes>);
 
 /// A version set as sorted (clock, value) pairs, comparable with a model's.
 pub(super) fn canon(set: &VersionSet) -> Vec<Canon> {

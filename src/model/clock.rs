@@ -7,6 +7,12 @@
 //! are the same clock and compare equal).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// A node id in a clock entry: shared, so copying a clock (into the WAL
+/// record, the memtable, an answer) copies counters and bumps reference
+/// counts instead of allocating every id again.
+pub type NodeId = Arc<str>;
 
 /// How two clocks relate causally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +76,7 @@ pub const NODE_ID_BYTES_MAX: usize = 256;
 /// A vector clock: node id -> logical counter, sorted by node id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct VectorClock {
-    entries: Vec<(String, u64)>,
+    entries: Vec<(NodeId, u64)>,
 }
 
 impl VectorClock {
@@ -92,7 +98,7 @@ impl VectorClock {
                 max: entries_max,
             });
         }
-        let mut out: Vec<(String, u64)> = Vec::with_capacity(entries.len());
+        let mut out: Vec<(NodeId, u64)> = Vec::with_capacity(entries.len());
         for (node_id, counter) in entries {
             if node_id.is_empty() {
                 return Err(ClockError::EmptyNodeId);
@@ -106,13 +112,15 @@ impl VectorClock {
             let counter = u64::try_from(counter).map_err(|_| ClockError::NegativeCounter {
                 node_id: node_id.clone(),
             })?;
-            out.push((node_id, counter));
+            out.push((NodeId::from(node_id), counter));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         for pair in out.windows(2) {
             if let [(a, _), (b, _)] = pair {
                 if a == b {
-                    return Err(ClockError::DuplicateNodeId { node_id: a.clone() });
+                    return Err(ClockError::DuplicateNodeId {
+                        node_id: a.to_string(),
+                    });
                 }
             }
         }
@@ -121,7 +129,7 @@ impl VectorClock {
     }
 
     /// Entries in node-id order; counters are never zero.
-    pub fn entries(&self) -> &[(String, u64)] {
+    pub fn entries(&self) -> &[(NodeId, u64)] {
         &self.entries
     }
 
@@ -132,7 +140,7 @@ impl VectorClock {
     /// The counter for `node_id` (zero when absent).
     pub fn get(&self, node_id: &str) -> u64 {
         self.entries
-            .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
+            .binary_search_by(|(n, _)| (**n).cmp(node_id))
             .ok()
             .and_then(|i| self.entries.get(i))
             .map_or(0, |(_, counter)| *counter)
@@ -140,16 +148,13 @@ impl VectorClock {
 
     /// Adds one to `node_id`'s counter (saturating at `u64::MAX`).
     pub fn increment(&mut self, node_id: &str) {
-        match self
-            .entries
-            .binary_search_by(|(n, _)| n.as_str().cmp(node_id))
-        {
+        match self.entries.binary_search_by(|(n, _)| (**n).cmp(node_id)) {
             Ok(i) => {
                 if let Some((_, counter)) = self.entries.get_mut(i) {
                     *counter = counter.saturating_add(1);
                 }
             }
-            Err(i) => self.entries.insert(i, (node_id.to_string(), 1)),
+            Err(i) => self.entries.insert(i, (NodeId::from(node_id), 1)),
         }
     }
 
@@ -273,15 +278,15 @@ impl VectorClock {
             return out;
         }
         let total: usize = clocks.clone().map(|c| c.entries.len()).sum();
-        let mut max: ahash::AHashMap<&str, u64> = ahash::AHashMap::with_capacity(total);
+        let mut max: ahash::AHashMap<&str, (&NodeId, u64)> = ahash::AHashMap::with_capacity(total);
         for c in clocks {
             for (node, counter) in &c.entries {
-                let slot = max.entry(node.as_str()).or_insert(0);
-                *slot = (*slot).max(*counter);
+                let slot = max.entry(&**node).or_insert((node, 0));
+                slot.1 = slot.1.max(*counter);
             }
         }
-        let mut entries: Vec<(String, u64)> =
-            max.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+        let mut entries: Vec<(NodeId, u64)> =
+            max.into_values().map(|(n, c)| (Arc::clone(n), c)).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         VectorClock { entries }
     }
@@ -312,7 +317,7 @@ impl VectorClock {
     pub fn heap_bytes(&self) -> usize {
         self.entries
             .iter()
-            .map(|(n, _)| n.len() + 8 + std::mem::size_of::<(String, u64)>())
+            .map(|(n, _)| n.len() + 16 + std::mem::size_of::<(NodeId, u64)>())
             .sum()
     }
 }
@@ -352,7 +357,7 @@ mod tests {
     #[test]
     fn zero_entries_are_absent() {
         assert_eq!(vc(&[("a", 0)]), VectorClock::new());
-        assert_eq!(vc(&[("a", 0), ("b", 2)]).entries(), &[("b".to_string(), 2)]);
+        assert_eq!(vc(&[("a", 0), ("b", 2)]).entries(), &[("b".into(), 2)]);
     }
 
     #[test]
@@ -407,7 +412,7 @@ mod tests {
         assert_eq!(c.get("a"), 1);
         assert_eq!(c.get("b"), 4);
         assert_eq!(c.get("z"), 0);
-        assert_eq!(c.entries()[0].0, "a");
+        assert_eq!(&*c.entries()[0].0, "a");
     }
 
     fn arb_clock() -> impl Strategy<Value = VectorClock> {

@@ -15,7 +15,7 @@ pub mod ranges;
 pub mod version;
 
 pub use bounds::{read_answer_bytes, BoundExceeded, KeyBounds, PutKind, PutOrigin};
-pub use clock::{Causality, ClockError, VectorClock};
+pub use clock::{Causality, ClockError, NodeId, VectorClock};
 pub use digest::RangeDigest;
 pub use key::{owner_shard, ring_token, KeyRef};
 pub use ranges::{shard_token_span, TokenRange, TokenRanges};

@@ -12,7 +12,7 @@ pub(crate) fn clock_to_wire(clock: &VectorClock) -> WireClock {
             .entries()
             .iter()
             .map(|(node, counter)| VectorClockEntry {
-                coordinator_node_id: node.clone(),
+                coordinator_node_id: node.to_string(),
                 logical_timestamp: i64::try_from(*counter).unwrap_or(i64::MAX),
             })
             .collect(),

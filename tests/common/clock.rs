@@ -56,7 +56,12 @@ pub fn model_clock(c: &ClockMap) -> VectorClock {
 pub fn map_of(c: &VectorClock) -> ClockMap {
     c.entries()
         .iter()
-        .map(|(n, t)| (n.clone(), i64::try_from(*t).expect("counter fits the wire")))
+        .map(|(n, t)| {
+            (
+                n.to_string(),
+                i64::try_from(*t).expect("counter fits the wire"),
+            )
+        })
         .collect()
 }
 

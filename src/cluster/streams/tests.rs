@@ -105,7 +105,7 @@ async fn put(shard: &Shard, tenant: &str, key: &str, value: Option<&str>, clock:
     assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
 }
 
-type Contents = BTreeMap<Bytes, Vec<(Vec<(String, u64)>, i64, Option<Bytes>)>>;
+type Contents = BTreeMap<Bytes, Vec<(Vec<(crate::model::NodeId, u64)>, i64, Option<Bytes>)>>;
 
 /// Every key the filter keeps, with each version's clock, timestamp, value.
 async fn contents(shard: &Shard, filter: ScanFilter) -> Contents {

@@ -87,9 +87,10 @@ fn allocations_per_request_stay_low() {
         let writes = per_call(&core, "/storage.StorageNodeService/Write", write).await;
         let reads = per_call(&core, "/storage.StorageNodeService/Read", read).await;
         eprintln!("allocations per request: write {writes:.1}, read {reads:.1}");
-        // Measured when written: write 36.9, read 8.0.
-        assert!(writes <= 45.0, "write: {writes:.1} allocations per request");
-        assert!(reads <= 12.0, "read: {reads:.1} allocations per request");
+        // Measured: write 36.9, read 8.0 when written; write 29.9, read 7.0
+        // once clock node ids were shared and the WAL kept its queue lists.
+        assert!(writes <= 35.0, "write: {writes:.1} allocations per request");
+        assert!(reads <= 10.0, "read: {reads:.1} allocations per request");
         shard.halt().await;
     });
 }
@@ -167,17 +168,19 @@ fn write_allocations_by_step() {
                 let k = convert::key_ref(&r.tenant_id, &r.key, limits).unwrap();
                 convert::check_value(&r.value, limits).unwrap();
                 let c = convert::clock_from_wire(r.vector_clock.clone(), limits).unwrap();
-                assert!(c.is_empty() && k.token != 0 || k.token == 0);
+                assert!(c.is_empty());
+                std::hint::black_box(k);
             }
         })
         .await;
         // The key's own allocations are counted with the validation above.
-        let keys: Vec<_> = (0..CALLS)
+        let mut keys: Vec<_> = (0..CALLS)
             .map(|i| convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap())
             .collect();
-        let mut keys = keys.into_iter();
+        // Taken from the back: no allocation while counting.
+        keys.reverse();
         let engine = per_step(|_| {
-            let key = keys.next().unwrap();
+            let key = keys.pop().unwrap();
             let shard = Rc::clone(&shard);
             let value = value.clone();
             async move {
@@ -192,8 +195,8 @@ fn write_allocations_by_step() {
             }
         })
         .await;
-        let clock = crate::model::VectorClock::from_entries([("pairdb-local".to_string(), 7)], 8)
-            .unwrap();
+        let clock =
+            crate::model::VectorClock::from_entries([("pairdb-local".to_string(), 7)], 8).unwrap();
         let encode = per_step(|_| {
             let clock = &clock;
             async move {
@@ -214,7 +217,7 @@ fn write_allocations_by_step() {
         );
         assert!(decode <= 4.0, "decode: {decode:.1}");
         assert!(validate <= 4.0, "validate: {validate:.1}");
-        assert!(engine <= 30.0, "shard put: {engine:.1}");
+        assert!(engine <= 26.0, "shard put: {engine:.1}");
         assert!(encode <= 6.0, "encode: {encode:.1}");
         shard.halt().await;
     });

@@ -228,6 +228,8 @@ impl WalWriter {
             spare: None,
             space_retry: SPACE_RETRY_FIRST,
             last_failure: None,
+            spare_records: Vec::new(),
+            spare_waiters: Vec::new(),
         };
         glommio::spawn_local(committer.run(woken)).detach();
         Ok(Self { shared })
@@ -377,7 +379,16 @@ struct Committer {
     /// The failure of the previous batch, if it had one (barriers queued
     /// while it was in flight depend on it).
     last_failure: Option<StorageError>,
+    /// The previous batch's record and waiter lists, emptied, swapped into
+    /// the queue when the next batch is taken: submits then push into
+    /// vectors that already have room instead of growing new ones.
+    spare_records: Vec<Record>,
+    spare_waiters: Vec<Waiter>,
 }
+
+/// Longest spare list kept between batches: a burst's capacity is given
+/// back rather than held for good.
+const SPARE_LIST_LEN_MAX: usize = 4096;
 
 impl Committer {
     fn prepare_spare(&mut self) {
@@ -491,13 +502,13 @@ impl Committer {
                     WalSync::Always | WalSync::Batch => {}
                 }
             }
-            let (records, waiters, rotations, closing) = {
+            let (mut records, mut waiters, rotations, closing) = {
                 let mut q = self.shared.queue.borrow_mut();
                 q.bytes = 0;
                 q.in_flight = !q.records.is_empty() || !q.rotations.is_empty();
                 (
-                    std::mem::take(&mut q.records),
-                    std::mem::take(&mut q.waiters),
+                    std::mem::replace(&mut q.records, std::mem::take(&mut self.spare_records)),
+                    std::mem::replace(&mut q.waiters, std::mem::take(&mut self.spare_waiters)),
                     std::mem::take(&mut q.rotations),
                     q.closed,
                 )
@@ -510,7 +521,7 @@ impl Committer {
                 }
             }
             let previous = std::mem::replace(&mut self.last_failure, failure.clone());
-            for w in waiters {
+            for w in waiters.drain(..) {
                 let answer = match w.wait {
                     Wait::Record(pos) if pos <= done => Ok(()),
                     Wait::All(pos) if pos <= done && previous.is_none() => Ok(()),
@@ -520,6 +531,13 @@ impl Committer {
                         .unwrap_or(StorageError::WalStopped)),
                 };
                 let _ = w.tx.send(answer);
+            }
+            records.clear();
+            if records.capacity() <= SPARE_LIST_LEN_MAX {
+                self.spare_records = records;
+            }
+            if waiters.capacity() <= SPARE_LIST_LEN_MAX {
+                self.spare_waiters = waiters;
             }
             if closing && self.shared.queue.borrow().records.is_empty() {
                 return;
