@@ -54,6 +54,16 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     parse_stat_cpu_ticks(&text)
 }
 
+/// This process's utime + stime, in ticks (`TICKS_PER_S` a second).
+pub fn own_cpu_ticks() -> Option<u64> {
+    cpu_ticks(std::process::id())
+}
+
+/// Ticks of [`own_cpu_ticks`] as microseconds.
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    ticks * 1_000_000 / TICKS_PER_S
+}
+
 /// (local, forwarded) request counts summed over the shards, if the server
 /// reports them.
 pub fn forward_counts<'a>(
@@ -95,7 +105,7 @@ pub struct WindowSamples {
 impl WindowSamples {
     pub fn cost(&self, ops: u64) -> Option<ServerCost> {
         let (t0, t1) = self.ticks?;
-        let cpu_us = t1.saturating_sub(t0) * 1_000_000 / TICKS_PER_S;
+        let cpu_us = ticks_to_us(t1.saturating_sub(t0));
         let forwarded_share = self.counts.and_then(|((l0, f0), (l1, f1))| {
             let (local, forwarded) = (l1.saturating_sub(l0), f1.saturating_sub(f0));
             let all = local + forwarded;

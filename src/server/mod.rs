@@ -5,7 +5,7 @@
 //! `handlers` maps each method onto shard operations; `streaming` serves
 //! the calls that outlive one request message (health Watch, reflection);
 //! `router` carries an operation to the core owning its shard over the
-//! channel mesh; `context`
+//! channel mesh (`hop_bench` measures that hop alone); `context`
 //! holds the per-core admission state all connections of a core share.
 //!
 //! Layering: this module uses the engine (and below it storage, model and
@@ -17,6 +17,7 @@ pub(crate) mod context;
 pub(crate) mod convert;
 pub(crate) mod drain;
 pub(crate) mod handlers;
+pub mod hop_bench;
 pub(crate) mod metrics;
 pub mod read_answer;
 pub(crate) mod router;
