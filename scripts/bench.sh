@@ -15,6 +15,8 @@
 # paths are printed at the end. Server CPU is utime+stime
 # of the server process (/proc/<pid>/stat) over each measured window,
 # divided by the operations answered in it (pairdb-bench --server-pid).
+# Last, hop-bench measures the hop between cores alone (process CPU per
+# forwarded call minus per local call, at 1, 16 and 64 calls in flight).
 #
 # Everything talks to 127.0.0.1 only. Environment knobs (defaults):
 #   BENCH_DURATION_S=10        measured seconds per run
@@ -35,6 +37,9 @@
 #   BENCH_SHARD_AWARE=1        also run our node shard-aware (each request to
 #                              its owning shard's port, node.shard_port_base);
 #                              0: single-port runs only
+#   BENCH_HOP_S=3              seconds per hop-bench run (the hop between
+#                              cores alone, after the server runs); 0: skip it
+#   BENCH_HOP_BIN              override the hop-bench binary path
 # (set CARGO_NET_OFFLINE=true to keep cargo itself off the network)
 set -euo pipefail
 
@@ -53,10 +58,12 @@ READY_S=${BENCH_READY_S:-60}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 VERBOSE=${BENCH_VERBOSE:-0}
 SHARD_AWARE=${BENCH_SHARD_AWARE:-1}
+HOP_S=${BENCH_HOP_S:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 NODE_BIN=${BENCH_NODE_BIN:-$TARGET_DIR/release/pairdb-storage}
 REF_BIN=${BENCH_REF_BIN:-$TARGET_DIR/release/reference-server}
 BENCH_BIN=${BENCH_BENCH_BIN:-$TARGET_DIR/release/pairdb-bench}
+HOP_BIN=${BENCH_HOP_BIN:-$TARGET_DIR/release/hop-bench}
 OUT_DIR=${BENCH_OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/pairdb-bench.XXXXXX")}
 mkdir -p "$OUT_DIR"
 HDR_DIR=${BENCH_HDR_DIR:-$OUT_DIR/hdr}
@@ -245,6 +252,17 @@ for side in node reference; do
     kill -0 "$pid" 2>/dev/null || log "warning: $side server exited during the runs (see $OUT_DIR/$side.log)"
 done
 
+# The hop between cores alone (no network, no h2), while the servers idle.
+if [[ "$HOP_S" != 0 ]]; then
+    if [[ -x "$HOP_BIN" ]]; then
+        log "run hop-bench (the hop between cores alone)"
+        "$HOP_BIN" --dir "$DATA_DIR/hop" --concurrency 1,16,64 --duration-s "$HOP_S" --json \
+            >"$OUT_DIR/hop.json" 2>"$OUT_DIR/hop.err" || log "warning: hop-bench failed (see $OUT_DIR/hop.err)"
+    else
+        log "warning: no hop-bench binary at $HOP_BIN: the hop alone is not measured"
+    fi
+fi
+
 python3 - "$OUT_DIR" "$WORKLOADS" "$CONCURRENCY" "$SHARD_AWARE" <<'PY'
 import json, os, sys
 out, workloads, concs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
@@ -346,6 +364,16 @@ if len(modes) > 1:
     verdict = "n/a" if busy is None else ("met" if busy <= 2.0 else "NOT MET")
     print(f"  target: a forwarded read costs <= 2 us more CPU than a local one (peer busy, 4x16): {fmt(busy, '.1f')} us  {verdict}")
 
+# hop-bench: the same hop measured alone, by calls in flight (1: the peer
+# parks between calls; 64: both cores stay busy).
+hop_alone = load("hop")
+if hop_alone:
+    print()
+    print("cross-core hop alone (hop-bench: two cores, the node's router, no network; spin 0):")
+    for r in hop_alone:
+        print(f"  {r['concurrency']:>3} in flight: {r['hop_cpu_us']:7.2f} us CPU per hop, "
+              f"{r['forwarded']['calls_per_s']:>10.0f} forwarded calls/s")
+
 checks = []
 print()
 print("request-path targets (ratios ours/reference, this run)")
@@ -358,7 +386,7 @@ for side, tag in modes:
         print(f"  {label:<86} {fmt(v, '.2f'):>6}  {verdict}")
         checks.append({"target": label, "measured": v, "met": met})
 with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump({"cases": summary, "targets": checks, "hops": hops}, f, indent=2)
+    json.dump({"cases": summary, "targets": checks, "hops": hops, "hop_alone": hop_alone}, f, indent=2)
 PY
 log "logs and JSON in $OUT_DIR"
 log "latency distributions (.hgrm, .svg per run) in $HDR_DIR"
