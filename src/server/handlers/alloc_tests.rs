@@ -115,7 +115,7 @@ where
 #[test]
 fn write_allocations_by_step() {
     use crate::engine::{PutClock, ShardOp, ShardReply};
-    use crate::model::PutOrigin;
+    use crate::model::{KeyRef, PutOrigin};
     use crate::server::convert;
     with_executor(|dir| async move {
         let config = Config::default();
@@ -131,8 +131,8 @@ fn write_allocations_by_step() {
             vector_clock: None,
             idempotency_key: String::new(),
         };
-        let put = |i: u64| {
-            let key = convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap();
+        // A blind put of `key` straight to the shard, which must succeed.
+        let put = |key: KeyRef| {
             let shard = Rc::clone(&shard);
             let value = value.clone();
             async move {
@@ -146,8 +146,9 @@ fn write_allocations_by_step() {
                 assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
             }
         };
+        let key = |i: u64| convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap();
         // Warm-up: the keys exist, so every measured put overwrites.
-        per_step(put).await;
+        per_step(|i| put(key(i))).await;
 
         let bodies: Vec<Bytes> = (0..CALLS).map(|i| body(&request(i))).collect();
         let decode = per_step(|i| {
@@ -174,27 +175,10 @@ fn write_allocations_by_step() {
         })
         .await;
         // The key's own allocations are counted with the validation above.
-        let mut keys: Vec<_> = (0..CALLS)
-            .map(|i| convert::key_ref("tenant", &format!("key-{i:06}"), &limits).unwrap())
-            .collect();
+        let mut keys: Vec<_> = (0..CALLS).map(key).collect();
         // Taken from the back: no allocation while counting.
         keys.reverse();
-        let engine = per_step(|_| {
-            let key = keys.pop().unwrap();
-            let shard = Rc::clone(&shard);
-            let value = value.clone();
-            async move {
-                let op = ShardOp::Put {
-                    key,
-                    value: Some(value),
-                    clock: PutClock::Blind,
-                    origin: PutOrigin::Client,
-                };
-                let reply = shard.execute(op).await;
-                assert!(matches!(reply, ShardReply::Put { .. }), "{reply:?}");
-            }
-        })
-        .await;
+        let engine = per_step(|_| put(keys.pop().unwrap())).await;
         let clock =
             crate::model::VectorClock::from_entries([("pairdb-local".to_string(), 7)], 8).unwrap();
         let encode = per_step(|_| {
