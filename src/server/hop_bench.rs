@@ -68,8 +68,15 @@ pub fn run(dir: &Path, spec: &HopSpec, cpu_ticks: fn() -> Option<u64>) -> Result
     }
     let mesh = MeshBuilder::<MeshMsg, _>::full(2, spec.mesh_channel_capacity);
     let done = Arc::new(AtomicBool::new(false));
-    let mut builder =
-        LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(2, None)).name("pairdb-hop-bench");
+    // Pinned on two CPUs like the node's cores; unpinned where there are
+    // fewer (as the node does with more shards than CPUs).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placement = if cpus >= 2 {
+        PoolPlacement::MaxSpread(2, None)
+    } else {
+        PoolPlacement::Unbound(2)
+    };
+    let mut builder = LocalExecutorPoolBuilder::new(placement).name("pairdb-hop-bench");
     if spec.spin_before_park_us > 0 {
         builder = builder.spin_before_park(Duration::from_micros(spec.spin_before_park_us));
     }
