@@ -44,6 +44,15 @@ async fn next(
         .expect("no Watch message in time")
 }
 
+/// The status in a Watch's next message (which must come).
+async fn next_status(watch: &mut tonic::Streaming<HealthCheckResponse>) -> ServingStatus {
+    next(watch)
+        .await
+        .expect("Watch message")
+        .expect("Watch still open")
+        .status()
+}
+
 async fn watch(
     c: &mut HealthClient<Channel>,
     service: &str,
@@ -72,14 +81,8 @@ async fn liveness_and_readiness_follow_drain_and_undrain() {
 
     let mut ready = watch(&mut h, READY).await;
     let mut live = watch(&mut h, "").await;
-    assert_eq!(
-        next(&mut ready).await.unwrap().unwrap().status(),
-        ServingStatus::Serving
-    );
-    assert_eq!(
-        next(&mut live).await.unwrap().unwrap().status(),
-        ServingStatus::Serving
-    );
+    assert_eq!(next_status(&mut ready).await, ServingStatus::Serving);
+    assert_eq!(next_status(&mut live).await, ServingStatus::Serving);
 
     let mut c = node.client().await;
     let drained = c
@@ -97,10 +100,7 @@ async fn liveness_and_readiness_follow_drain_and_undrain() {
         ServingStatus::Serving,
         "a drained node is alive"
     );
-    assert_eq!(
-        next(&mut ready).await.unwrap().unwrap().status(),
-        ServingStatus::NotServing
-    );
+    assert_eq!(next_status(&mut ready).await, ServingStatus::NotServing);
 
     let undrained = node
         .admin()
@@ -111,10 +111,7 @@ async fn liveness_and_readiness_follow_drain_and_undrain() {
         .into_inner();
     assert!(undrained.success, "{undrained:?}");
     assert_eq!(check(&mut h, READY).await, ServingStatus::Serving);
-    assert_eq!(
-        next(&mut ready).await.unwrap().unwrap().status(),
-        ServingStatus::Serving
-    );
+    assert_eq!(next_status(&mut ready).await, ServingStatus::Serving);
 
     // Liveness never changed, so its Watch sent nothing more.
     let quiet = tokio::time::timeout(Duration::from_millis(500), live.message()).await;
@@ -135,14 +132,8 @@ async fn watches_end_at_shutdown_without_holding_the_node() {
     let mut h = health(&node).await;
     let mut ready = watch(&mut h, READY).await;
     let mut live = watch(&mut h, "").await;
-    assert_eq!(
-        next(&mut ready).await.unwrap().unwrap().status(),
-        ServingStatus::Serving
-    );
-    assert_eq!(
-        next(&mut live).await.unwrap().unwrap().status(),
-        ServingStatus::Serving
-    );
+    assert_eq!(next_status(&mut ready).await, ServingStatus::Serving);
+    assert_eq!(next_status(&mut live).await, ServingStatus::Serving);
 
     let signalled = std::time::Instant::now();
     node.signal(libc::SIGTERM);

@@ -131,7 +131,7 @@ impl DescriptorIndex {
         &self,
         symbol: &str,
     ) -> Result<Vec<Bytes>, DescriptorError> {
-        let name = symbol.strip_prefix('.').unwrap_or(symbol);
+        let name = unrooted(symbol);
         let at = self
             .by_symbol
             .get(name)
@@ -146,7 +146,7 @@ impl DescriptorIndex {
         containing_type: &str,
         number: i32,
     ) -> Result<Vec<Bytes>, DescriptorError> {
-        let name = containing_type.strip_prefix('.').unwrap_or(containing_type);
+        let name = unrooted(containing_type);
         let at = self
             .extensions
             .get(&(name.to_string(), number))
@@ -160,7 +160,7 @@ impl DescriptorIndex {
     /// The field numbers of every known extension of message `type_name`,
     /// ascending (none for a message nobody extends).
     pub(crate) fn extension_numbers(&self, type_name: &str) -> Result<Vec<i32>, DescriptorError> {
-        let name = type_name.strip_prefix('.').unwrap_or(type_name);
+        let name = unrooted(type_name);
         if !self.messages.contains(name) {
             return Err(DescriptorError::UnknownType(type_name.to_string()));
         }
@@ -245,10 +245,16 @@ impl DescriptorIndex {
     fn add_extension(&mut self, at: usize, scope: &str, ext: &prost_types::FieldDescriptorProto) {
         self.by_symbol.insert(qualify(scope, ext.name()), at);
         let extendee = ext.extendee();
-        let extendee = extendee.strip_prefix('.').unwrap_or(extendee);
+        let extendee = unrooted(extendee);
         self.extensions
             .insert((extendee.to_string(), ext.number()), at);
     }
+}
+
+/// A fully qualified name without the leading dot protobuf may give it
+/// (`.storage.WriteRequest` is `storage.WriteRequest`).
+fn unrooted(name: &str) -> &str {
+    name.strip_prefix('.').unwrap_or(name)
 }
 
 /// `scope.name`, or `name` at the root scope (no package).

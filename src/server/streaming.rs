@@ -18,7 +18,7 @@
 
 use super::conn::{grpc_headers, insert_status, send_chunk};
 use super::context::{Admission, CoreContext};
-use super::handlers::{grpc_health, reflection, LongCall};
+use super::handlers::{self, grpc_health, reflection, LongCall};
 use crate::proto::frames::FrameReader;
 use crate::proto::grpc::{encode_frame, Code, Status};
 use crate::proto::health_v1::health_check_response::ServingStatus;
@@ -28,7 +28,6 @@ use futures_lite::future;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::HeaderMap;
-use prost::Message;
 use std::time::{Duration, Instant};
 
 /// How a call ended: the status for its trailers, or `None` when the client
@@ -117,14 +116,9 @@ async fn watch(
         }
         Err(status) => return Ok(Some(status)),
     };
-    let req = match HealthCheckRequest::decode(first) {
+    let req: HealthCheckRequest = match handlers::decode(first) {
         Ok(req) => req,
-        Err(e) => {
-            return Ok(Some(Status::new(
-                Code::InvalidArgument,
-                format!("request is not a valid protobuf message: {e}"),
-            )))
-        }
+        Err(status) => return Ok(Some(status)),
     };
     drop(budget);
     let stall_max = Duration::from_millis(limits.request_timeout_ms);

@@ -118,19 +118,10 @@ pub(super) async fn list(core: &CoreContext, _req: HealthListRequest) -> HealthL
     HealthListResponse { statuses }
 }
 
-/// What `probe` answers now (readiness asks every shard).
+/// What `probe` answers now (readiness asks every shard): a Watch's first
+/// look.
 async fn current(core: &CoreContext, probe: Probe) -> ServingStatus {
-    match probe {
-        Probe::Liveness => ServingStatus::Serving,
-        Probe::Readiness => {
-            let view = NodeView {
-                shutting_down: shutting_down(core).await,
-                mode: core.router.node.state(),
-                writes_refused: writes_refused(core).await,
-            };
-            serving_status(Some(probe), &view)
-        }
-    }
+    Watcher::for_probe(Some(probe)).status(core).await
 }
 
 fn answer(status: ServingStatus) -> HealthCheckResponse {
@@ -161,8 +152,12 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     pub(crate) fn new(req: &HealthCheckRequest) -> Self {
+        Self::for_probe(probe(&req.service))
+    }
+
+    fn for_probe(probe: Option<Probe>) -> Self {
         Self {
-            probe: probe(&req.service),
+            probe,
             ticks: 0,
             writes_refused: false,
         }

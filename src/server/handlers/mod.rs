@@ -247,7 +247,8 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
         .then_some((service, method))
 }
 
-fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
+/// `body` as a message of type `M`; INVALID_ARGUMENT when it is not one.
+pub(crate) fn decode<M: Message + Default>(body: Bytes) -> Result<M, Status> {
     M::decode(body).map_err(|e| {
         Status::new(
             Code::InvalidArgument,
