@@ -18,6 +18,7 @@
 //! `inflight_bytes_max_per_core` until it ends; a connection still in its
 //! handshake can be evicted like an idle one.
 
+use super::conn_io;
 use super::context::{Admission, ConnState, CoreContext};
 use super::handlers::{self, Answer};
 use super::metrics::{Outcome, RpcMetrics};
@@ -31,7 +32,6 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// How long a new connection may take to send the HTTP/2 preface.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,15 +53,16 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
     }
     let limits = &core.config.limits;
     let builder = server_builder(limits);
-    let handshake = async {
-        match builder.handshake::<_, Bytes>(stream.compat()).await {
+    let (io, sender) = conn_io::split(stream);
+    let handshake = sender.flushed(async {
+        match builder.handshake::<_, Bytes>(io).await {
             Ok(c) => Some(c),
             Err(e) => {
                 log_conn_error(peer, &e, "handshake");
                 None
             }
         }
-    };
+    });
     // A connection still in its handshake is idle: eviction closes it too,
     // so half-open connections cannot hold every slot for the timeout. An
     // evicted one whose preface is on its way gets a short grace to finish
@@ -106,7 +107,7 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
         return;
     };
     loop {
-        let next = future::or(async { Some(conn.accept().await) }, async {
+        let next = future::or(sender.flushed(async { Some(conn.accept().await) }), async {
             // Node shutdown, or evicted to make room for a new client.
             future::or(core.wait_shutdown(), state.wait_evicted()).await;
             None
@@ -128,7 +129,7 @@ pub(crate) async fn serve(stream: TcpStream, core: Rc<CoreContext>, state: Rc<Co
     let deadline = Instant::now() + Duration::from_millis(limits.drain_timeout_ms);
     loop {
         let tick = DRAIN_TICK.min(deadline.saturating_duration_since(Instant::now()));
-        let next = future::or(async { Some(conn.accept().await) }, async {
+        let next = future::or(sender.flushed(async { Some(conn.accept().await) }), async {
             glommio::timer::sleep(tick).await;
             None
         })
