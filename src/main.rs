@@ -26,6 +26,10 @@ use pairdb_storage::runtime::{self, RunOptions, ShutdownFlags, EXIT_FAILURE, EXI
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The node's allocator: per-thread heaps suit one thread per core.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// PairDB storage node: a thread-per-core key-value store answering the
 /// PairDB storage gRPC contract.
 #[derive(Debug, Parser)]
