@@ -215,6 +215,19 @@ mod tests {
     use glommio::net::TcpListener;
     use tokio::io::AsyncWriteExt;
 
+    /// Runs a test body inside a glommio executor of its own.
+    fn on_executor<F, Fut>(body: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(body)
+            .expect("spawn")
+            .join()
+            .expect("join");
+    }
+
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -233,94 +246,78 @@ mod tests {
 
     #[test]
     fn writes_wait_for_the_driver_then_leave_in_order() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                let (served, mut client) = pair().await;
-                let (mut io, sender) = split(served);
-                io.write_all(b"one ").await.expect("write");
-                let parts = [io::IoSlice::new(b"two "), io::IoSlice::new(b"three")];
-                let n = io.write_vectored(&parts).await.expect("write");
-                assert_eq!(n, 9);
-                io.flush().await.expect("flush");
-                assert_eq!(sender.unsent_bytes(), 13, "h2's flush sends nothing");
-                sender.flushed(async {}).await;
-                assert_eq!(sender.unsent_bytes(), 0);
-                assert_eq!(read_exactly(&mut client, 13).await, b"one two three");
-            })
-            .expect("spawn")
-            .join()
-            .expect("join");
+        on_executor(|| async {
+            let (served, mut client) = pair().await;
+            let (mut io, sender) = split(served);
+            io.write_all(b"one ").await.expect("write");
+            let parts = [io::IoSlice::new(b"two "), io::IoSlice::new(b"three")];
+            let n = io.write_vectored(&parts).await.expect("write");
+            assert_eq!(n, 9);
+            io.flush().await.expect("flush");
+            assert_eq!(sender.unsent_bytes(), 13, "h2's flush sends nothing");
+            sender.flushed(async {}).await;
+            assert_eq!(sender.unsent_bytes(), 0);
+            assert_eq!(read_exactly(&mut client, 13).await, b"one two three");
+        });
     }
 
     #[test]
     fn a_write_over_the_bound_goes_out_after_what_was_buffered() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                let (served, mut client) = pair().await;
-                let (mut io, sender) = split(served);
-                io.write_all(b"head").await.expect("write");
-                let big: Vec<u8> = (0..OUT_BYTES_MAX * 3).map(|i| i as u8).collect();
-                let reader = glommio::spawn_local(async move {
-                    read_exactly(&mut client, 4 + OUT_BYTES_MAX * 3).await
-                })
-                .detach();
-                sender
-                    .flushed(async { io.write_all(&big).await.expect("write") })
-                    .await;
-                assert!(sender.unsent_bytes() <= OUT_BYTES_MAX);
-                sender.flushed(async {}).await;
-                io.shutdown().await.expect("shutdown");
-                let got = reader.await.expect("reader");
-                assert_eq!(&got[..4], b"head");
-                assert_eq!(&got[4..], &big[..]);
+        on_executor(|| async {
+            let (served, mut client) = pair().await;
+            let (mut io, sender) = split(served);
+            io.write_all(b"head").await.expect("write");
+            let big: Vec<u8> = (0..OUT_BYTES_MAX * 3).map(|i| i as u8).collect();
+            let reader = glommio::spawn_local(async move {
+                read_exactly(&mut client, 4 + OUT_BYTES_MAX * 3).await
             })
-            .expect("spawn")
-            .join()
-            .expect("join");
+            .detach();
+            sender
+                .flushed(async { io.write_all(&big).await.expect("write") })
+                .await;
+            assert!(sender.unsent_bytes() <= OUT_BYTES_MAX);
+            sender.flushed(async {}).await;
+            io.shutdown().await.expect("shutdown");
+            let got = reader.await.expect("reader");
+            assert_eq!(&got[..4], b"head");
+            assert_eq!(&got[4..], &big[..]);
+        });
     }
 
     #[test]
     fn shutdown_sends_the_rest_first() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                let (served, mut client) = pair().await;
-                let (mut io, _sender) = split(served);
-                io.write_all(b"last words").await.expect("write");
-                io.shutdown().await.expect("shutdown");
-                let mut all = Vec::new();
-                use futures_lite::AsyncReadExt;
-                client.read_to_end(&mut all).await.expect("read");
-                assert_eq!(all, b"last words");
-            })
-            .expect("spawn")
-            .join()
-            .expect("join");
+        on_executor(|| async {
+            let (served, mut client) = pair().await;
+            let (mut io, _sender) = split(served);
+            io.write_all(b"last words").await.expect("write");
+            io.shutdown().await.expect("shutdown");
+            let mut all = Vec::new();
+            use futures_lite::AsyncReadExt;
+            client.read_to_end(&mut all).await.expect("read");
+            assert_eq!(all, b"last words");
+        });
     }
 
     #[test]
     fn a_failed_send_reaches_h2_on_its_next_use() {
-        glommio::LocalExecutorBuilder::default()
-            .spawn(|| async {
-                let (served, client) = pair().await;
-                let (mut io, sender) = split(served);
-                drop(client);
-                // The peer is gone: sends fail once the kernel knows it.
-                let mut failed = false;
-                for _ in 0..100 {
-                    if io.write_all(&[7u8; 4096]).await.is_err() {
-                        failed = true;
-                        break;
-                    }
-                    sender.flushed(async {}).await;
-                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        on_executor(|| async {
+            let (served, client) = pair().await;
+            let (mut io, sender) = split(served);
+            drop(client);
+            // The peer is gone: sends fail once the kernel knows it.
+            let mut failed = false;
+            for _ in 0..100 {
+                if io.write_all(&[7u8; 4096]).await.is_err() {
+                    failed = true;
+                    break;
                 }
-                assert!(failed, "writes to a closed peer must fail");
-                let mut buf = [0u8; 8];
-                use tokio::io::AsyncReadExt;
-                assert!(io.read(&mut buf).await.is_err());
-            })
-            .expect("spawn")
-            .join()
-            .expect("join");
+                sender.flushed(async {}).await;
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert!(failed, "writes to a closed peer must fail");
+            let mut buf = [0u8; 8];
+            use tokio::io::AsyncReadExt;
+            assert!(io.read(&mut buf).await.is_err());
+        });
     }
 }
