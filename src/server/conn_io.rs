@@ -34,6 +34,11 @@ struct Socket {
     out: BytesMut,
     /// A send that failed, returned to h2 on its next use of the socket.
     failed: Option<(io::ErrorKind, String)>,
+    /// h2 is waiting for the buffer to drain (a write or shutdown found it
+    /// full). glommio keeps one writability waker and drops it when a later
+    /// send succeeds, so the driver wakes the task itself when it empties
+    /// the buffer first.
+    h2_waiting: bool,
 }
 
 impl Socket {
@@ -62,6 +67,14 @@ impl Socket {
         Poll::Ready(Ok(()))
     }
 
+    /// [`Self::poll_send`] on h2's behalf: a Pending is remembered (see
+    /// `h2_waiting`).
+    fn poll_send_for_h2(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.poll_send(cx);
+        self.h2_waiting = polled.is_pending();
+        polled
+    }
+
     fn fail(&mut self, e: io::Error) -> io::Error {
         self.failed = Some((e.kind(), e.to_string()));
         e
@@ -75,7 +88,7 @@ impl Socket {
             return Poll::Ready(Err(e));
         }
         if self.out.len() + len > OUT_BYTES_MAX {
-            ready!(self.poll_send(cx))?;
+            ready!(self.poll_send_for_h2(cx))?;
         }
         Poll::Ready(Ok(len <= OUT_BYTES_MAX))
     }
@@ -98,6 +111,7 @@ pub(crate) fn split(stream: TcpStream) -> (ConnIo, Sender) {
         stream,
         out: BytesMut::new(),
         failed: None,
+        h2_waiting: false,
     }));
     (
         ConnIo {
@@ -121,13 +135,17 @@ impl Sender {
 
     /// Sends what h2 wrote. A failed send is kept and ends the connection
     /// through h2; a full socket registers this task for when it drains.
+    /// When h2 waits for room this send made, or for an error it must
+    /// see, the task is woken to poll h2 again.
     fn send(&self, cx: &mut Context<'_>, pending: bool) {
         let mut socket = self.socket.borrow_mut();
-        if let Poll::Ready(Err(_)) = socket.poll_send(cx) {
-            if pending {
-                // h2 learns of it on its next use of the socket.
-                cx.waker().wake_by_ref();
-            }
+        let wake = match socket.poll_send(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => std::mem::take(&mut socket.h2_waiting),
+            Poll::Ready(Err(_)) => true,
+        };
+        if wake && pending {
+            cx.waker().wake_by_ref();
         }
     }
 
@@ -204,7 +222,7 @@ impl tokio::io::AsyncWrite for ConnIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut socket = self.socket.borrow_mut();
-        ready!(socket.poll_send(cx))?;
+        ready!(socket.poll_send_for_h2(cx))?;
         Pin::new(&mut socket.stream).poll_close(cx)
     }
 }
