@@ -120,7 +120,7 @@ const COUNTERS: &[Figure] = &[
     ),
     (
         "pairdb_wal_fsyncs_total",
-        "fdatasync calls of the write-ahead log.",
+        "Syncs of the write-ahead log: durable (O_DSYNC) batch writes.",
         |s| s.wal.fsyncs,
     ),
     (
@@ -223,7 +223,7 @@ pub(crate) fn add(f: &mut Families, s: &ShardStats) {
     );
     f.gauge(
         "pairdb_wal_fsync_max_seconds",
-        "Longest write-ahead log fdatasync since start.",
+        "Longest write-ahead log sync (a durable batch write) since start.",
         labels,
         s.wal.fsync_micros_max as f64 / 1e6,
     );
@@ -256,7 +256,7 @@ pub(crate) fn add(f: &mut Families, s: &ShardStats) {
     );
     f.histogram(
         "pairdb_wal_fsync_duration_seconds",
-        "Write-ahead log fdatasync latency.",
+        "Write-ahead log sync latency (each durable batch write).",
         labels,
         &s.wal.fsync_latency,
     );

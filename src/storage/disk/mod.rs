@@ -36,6 +36,10 @@ pub(crate) enum Mode {
     ReadWrite,
     /// Write only, created empty (truncated if it exists).
     Create,
+    /// Write only, the file must exist, and every write is durable when it
+    /// completes (O_DSYNC): its data and whatever metadata reading it back
+    /// needs, as a write followed by fdatasync would make them.
+    AppendDurable,
 }
 
 /// What a directory entry is.

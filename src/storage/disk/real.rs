@@ -21,6 +21,10 @@ pub(super) async fn open(path: &Path, mode: super::Mode) -> Result<DmaFile, Stor
             o.read(true).write(true);
             "open"
         }
+        super::Mode::AppendDurable => {
+            o.write(true).custom_flags(libc::O_DSYNC);
+            "open"
+        }
         super::Mode::Create => {
             // Write only: glommio's device probe misreads a file opened
             // read-write while empty (see `storage::sentinel`).

@@ -50,7 +50,8 @@
 //! offset. Without evidence, kind 1 is [`TailState::Clean`] and kind 2 is
 //! [`TailState::Torn`]: a partially written last batch, which recovery
 //! truncates (it was never acknowledged, since a write is answered only after
-//! its batch's fdatasync, and group commit has at most one batch in flight).
+//! its batch's durable write completes, and group commit has at most one
+//! batch in flight).
 //!
 //! Both Clean and Torn mean the same to replay: the log is the batches
 //! returned and ends at `valid_end`. Torn is worth a warning; Corrupt is not

@@ -1,9 +1,12 @@
-//! One WAL segment file being written: creation (with the space check),
-//! aligned batch appends, and fdatasync.
+//! One WAL segment file being written: creation (with the space check) and
+//! aligned, durable batch appends.
 //!
 //! Owns the segment file's name, its preparation (preallocation, optional
 //! zero-fill, header written last, then the file and its directory synced)
 //! and the position of the next batch. Invariants:
+//! - batches are written through a handle opened [`Mode::AppendDurable`]
+//!   (O_DSYNC), so a batch is durable when its write completes and needs no
+//!   fdatasync of its own;
 //! - a segment is created only when the volume keeps `reserve_bytes` free
 //!   after it ([`crate::storage::space::segment_fits`]); otherwise creation
 //!   fails with [`StorageError::NoRoom`], a disk-full error;
@@ -17,7 +20,6 @@ use crate::storage::disk::{self, DiskFile, Mode};
 use crate::storage::error::StorageError;
 use crate::storage::space;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Write unit: multiple of every logical block size in use (512 or 4096).
 pub(crate) const ALIGN: u64 = 4096;
@@ -70,8 +72,8 @@ pub(super) struct BatchToWrite<'a> {
 impl Segment {
     /// Creates segment `no` if the volume has room for it and the reserve.
     /// With `prewrite`, the whole body is written with zeros first: later
-    /// group commits then overwrite written blocks, and their fdatasync
-    /// needs no ext4 journal commit for extent conversion.
+    /// group commits then overwrite written blocks, and their durable
+    /// writes need no ext4 journal commit for extent conversion.
     pub(super) async fn create(
         spec: &SegmentSpec,
         no: u64,
@@ -126,8 +128,13 @@ impl Segment {
         file.write_at(buf, 0).await?;
         file.fdatasync().await?;
         disk::sync_dir(&spec.dir).await?;
+        // Batches go through a second handle whose writes are durable when
+        // they complete (O_DSYNC): one I/O per group commit, not a write
+        // and then an fdatasync.
+        let appends = DiskFile::open(path, Mode::AppendDurable).await?;
+        file.close().await?;
         Ok(Self {
-            file,
+            file: appends,
             path: path.to_path_buf(),
             no,
             pos: format::SEGMENT_HEADER_LEN as u64,
@@ -163,13 +170,6 @@ impl Segment {
         }
         self.pos += padded;
         Ok(padded)
-    }
-
-    /// fdatasync; returns how long it took.
-    pub(super) async fn sync(&self) -> Result<Duration, StorageError> {
-        let started = Instant::now();
-        self.file.fdatasync().await?;
-        Ok(started.elapsed())
     }
 }
 

@@ -261,6 +261,7 @@ impl SimDisk {
             ino,
             epoch,
             path: path.to_path_buf(),
+            durable_writes: mode == Mode::AppendDurable,
         })
     }
 
@@ -406,6 +407,9 @@ pub(crate) struct SimFile {
     ino: u64,
     epoch: u64,
     path: PathBuf,
+    /// Opened [`Mode::AppendDurable`]: each write is also a sync of the
+    /// bytes it wrote (checked as a write, then as a sync).
+    durable_writes: bool,
 }
 
 impl SimFile {
@@ -460,6 +464,22 @@ impl SimFile {
         }
         if len > 0 {
             i.last_unsynced = Some((pos, len));
+        }
+        if self.durable_writes {
+            // The sync half of an O_DSYNC write: its failure leaves the
+            // bytes written but not durable, as fdatasync's would.
+            s.check(Op::Sync, "write", &self.path)?;
+            let i = Self::inode(&mut s, self.ino, &self.path, "write")?;
+            if i.durable.len() < end {
+                i.durable.resize(end, 0);
+            }
+            if let (Some(dst), Some(src)) = (i.durable.get_mut(pos as usize..end), bytes.get(..len))
+            {
+                dst.copy_from_slice(src);
+            }
+            if i.last_unsynced == Some((pos, len)) {
+                i.last_unsynced = None;
+            }
         }
         Ok(len)
     }

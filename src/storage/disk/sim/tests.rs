@@ -145,3 +145,47 @@ fn injected_errors_and_short_writes_reach_the_caller() {
         assert_eq!(sim.fault_log().len(), 2, "{:?}", sim.fault_log());
     });
 }
+
+#[test]
+fn a_durable_append_survives_power_loss_without_fdatasync() {
+    let sim = SimDisk::new(5);
+    let _g = install(Rc::clone(&sim));
+    block_on(async {
+        disk::create_dir_all(&dir()).unwrap();
+        let a = dir().join("a");
+        let f = DiskFile::open(&a, Mode::Create).await.unwrap();
+        write(&f, &[1; 4096], 0).await;
+        f.fdatasync().await.unwrap();
+        disk::sync_dir(&dir()).await.unwrap();
+        let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
+        write(&appends, &[2; 4096], 4096).await;
+        // A plain write through the other handle stays volatile.
+        write(&f, &[3; 4096], 8192).await;
+        sim.power_cycle(false);
+        let mut want = vec![1; 4096];
+        want.extend_from_slice(&[2; 4096]);
+        assert_eq!(sim.contents(&a).unwrap(), want);
+    });
+}
+
+#[test]
+fn a_durable_append_whose_sync_fails_is_not_durable() {
+    let sim = SimDisk::new(6);
+    let _g = install(Rc::clone(&sim));
+    block_on(async {
+        disk::create_dir_all(&dir()).unwrap();
+        let a = dir().join("a");
+        let f = DiskFile::open(&a, Mode::Create).await.unwrap();
+        write(&f, &[1; 4096], 0).await;
+        f.fdatasync().await.unwrap();
+        disk::sync_dir(&dir()).await.unwrap();
+        let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
+        sim.fail(Some(Op::Sync), 0, 1, Fault::Errno(libc::EIO));
+        let mut b = appends.alloc(4096);
+        b.as_bytes_mut().copy_from_slice(&[2; 4096]);
+        let err = appends.write_at(b, 4096).await.unwrap_err();
+        assert_eq!(err.os_error(), Some(libc::EIO));
+        sim.power_cycle(false);
+        assert_eq!(sim.contents(&a).unwrap(), vec![1; 4096]);
+    });
+}
