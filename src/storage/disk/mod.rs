@@ -8,7 +8,8 @@
 //! Production runs on glommio's io_uring files ([`real`]); tests install a
 //! simulated disk for their thread ([`sim`]) that fails chosen operations
 //! (EIO, ENOSPC, short writes), runs out of space, and loses power: every
-//! write no fdatasync covered, and every name no directory sync covered,
+//! write no sync covered (fdatasync, or its own through a handle opened
+//! [`Mode::AppendDurable`]), and every name no directory sync covered,
 //! is dropped, optionally tearing the block the last unsynced write began in.
 //!
 //! Invariants:

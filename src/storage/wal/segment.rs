@@ -20,6 +20,7 @@ use crate::storage::disk::{self, DiskFile, Mode};
 use crate::storage::error::StorageError;
 use crate::storage::space;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Write unit: multiple of every logical block size in use (512 or 4096).
 pub(crate) const ALIGN: u64 = 4096;
@@ -145,8 +146,12 @@ impl Segment {
     /// [`format::checked_batch_len`] said) at the next block boundary: one
     /// aligned write of the batch and zeros up to the following boundary,
     /// the batch encoded in place in the buffer. No block written before is
-    /// written again. Returns the bytes written.
-    pub(super) async fn append(&mut self, batch: BatchToWrite<'_>) -> Result<u64, StorageError> {
+    /// written again. The write is durable when it completes. Returns the
+    /// bytes written and how long the write took.
+    pub(super) async fn append(
+        &mut self,
+        batch: BatchToWrite<'_>,
+    ) -> Result<(u64, Duration), StorageError> {
         let padded = (batch.len as u64).div_ceil(ALIGN) * ALIGN;
         let mut buf = self.file.alloc(padded as usize);
         let bytes = buf.as_bytes_mut();
@@ -160,7 +165,9 @@ impl Segment {
         let encoded = format::encode_batch_into(dst, batch.segment, batch.first_seq, batch.records)
             .map_err(StorageError::Framing)?;
         debug_assert_eq!(encoded, batch.len);
+        let started = Instant::now();
         let written = self.file.write_at(buf, self.pos).await?;
+        let took = started.elapsed();
         if written as u64 != padded {
             return Err(StorageError::ShortWrite {
                 path: self.path.clone(),
@@ -169,7 +176,7 @@ impl Segment {
             });
         }
         self.pos += padded;
-        Ok(padded)
+        Ok((padded, took))
     }
 }
 

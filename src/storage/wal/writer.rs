@@ -41,7 +41,7 @@ use futures_channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) use super::segment::{parse_segment_file_name, segment_file_name};
 
@@ -647,10 +647,9 @@ impl Committer {
         let segment = self.segment.as_mut().ok_or(StorageError::WalStopped)?;
         // The segment's writes are durable when they complete (O_DSYNC):
         // the write is the batch's sync, and its time the sync's time.
-        let started = Instant::now();
-        let written = segment.append(batch).await?;
+        let (written, took) = segment.append(batch).await?;
         add(&stats.bytes_written, written);
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = took.as_micros() as u64;
         add(&stats.fsyncs, 1);
         add(&stats.fsync_micros_total, micros);
         if micros > stats.fsync_micros_max.get() {

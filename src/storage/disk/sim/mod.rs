@@ -3,14 +3,16 @@
 //! Owns the simulated file system a test installs for its thread
 //! ([`install`]); while installed, every operation of the I/O seam on that
 //! thread lands here. Each file (an inode) keeps its current bytes and the
-//! bytes the last fdatasync made durable; each name is current, and durable
+//! bytes made durable (by fdatasync, or by a write through a handle opened
+//! [`Mode::AppendDurable`]); each name is current, and durable
 //! once a sync of its folder covered it. [`SimDisk::power_cycle`] keeps only
 //! what is durable (see [`power`]). Faults come from the plan in [`faults`];
 //! a capacity makes writes that need more space fail with ENOSPC.
 //!
 //! Invariants:
 //! - a failed operation changes nothing (a short write writes a prefix and
-//!   says so);
+//!   says so), except a durable write whose sync half fails: its bytes are
+//!   written but not durable, as with a real O_DSYNC write;
 //! - after a power cycle, files opened before it fail every operation, as a
 //!   process that died with the machine would;
 //! - folders are durable from their creation (the storage layer creates
@@ -453,6 +455,7 @@ impl SimFile {
             _ => bytes.len(),
         };
         let old = s.inodes.get(&self.ino).map_or(0, |i| i.data.len());
+        let unsynced_before = s.inodes.get(&self.ino).and_then(|i| i.last_unsynced);
         let end = pos as usize + len;
         s.room_for(old, end.max(old), "write", &self.path)?;
         let i = Self::inode(&mut s, self.ino, &self.path, "write")?;
@@ -467,7 +470,7 @@ impl SimFile {
         }
         if self.durable_writes {
             // The sync half of an O_DSYNC write: its failure leaves the
-            // bytes written but not durable, as fdatasync's would.
+            // bytes written but not durable (see the invariants).
             s.check(Op::Sync, "write", &self.path)?;
             let i = Self::inode(&mut s, self.ino, &self.path, "write")?;
             if i.durable.len() < end {
@@ -477,9 +480,9 @@ impl SimFile {
             {
                 dst.copy_from_slice(src);
             }
-            if i.last_unsynced == Some((pos, len)) {
-                i.last_unsynced = None;
-            }
+            // This write is durable; an earlier one through another handle
+            // may still be unsynced (and torn by a power cut).
+            i.last_unsynced = unsynced_before;
         }
         Ok(len)
     }

@@ -1,12 +1,13 @@
 //! Power loss on the simulated disk.
 //!
 //! Owns [`SimDisk::power_cycle`]: every name no directory sync covered and
-//! every write no fdatasync covered disappear. With `tear`, the block in
+//! every write no sync covered (fdatasync, or the write's own when its
+//! handle is `Mode::AppendDurable`) disappear. With `tear`, the block in
 //! which each file's last unsynced write began is torn the way a power cut
 //! during a multi-sector write can leave it: its first sectors hold the new
 //! bytes, one sector holds garbage, the rest keep the durable bytes.
-//! Invariant: what an fdatasync (data) plus a directory sync (name) covered
-//! always survives, byte for byte.
+//! Invariant: what an fdatasync or a durable write (data) plus a directory
+//! sync (name) covered always survives, byte for byte.
 
 use super::{SimDisk, State, BLOCK_BYTES};
 
