@@ -146,18 +146,25 @@ fn injected_errors_and_short_writes_reach_the_caller() {
     });
 }
 
+/// File `a` with one synced block (name synced too), and a second handle
+/// on it opened for durable appends; the first handle stays open.
+async fn synced_with_durable_handle() -> (PathBuf, DiskFile, DiskFile) {
+    disk::create_dir_all(&dir()).unwrap();
+    let a = dir().join("a");
+    let f = DiskFile::open(&a, Mode::Create).await.unwrap();
+    write(&f, &[1; 4096], 0).await;
+    f.fdatasync().await.unwrap();
+    disk::sync_dir(&dir()).await.unwrap();
+    let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
+    (a, f, appends)
+}
+
 #[test]
 fn a_durable_append_survives_power_loss_without_fdatasync() {
     let sim = SimDisk::new(5);
     let _g = install(Rc::clone(&sim));
     block_on(async {
-        disk::create_dir_all(&dir()).unwrap();
-        let a = dir().join("a");
-        let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-        write(&f, &[1; 4096], 0).await;
-        f.fdatasync().await.unwrap();
-        disk::sync_dir(&dir()).await.unwrap();
-        let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
+        let (a, f, appends) = synced_with_durable_handle().await;
         write(&appends, &[2; 4096], 4096).await;
         // A plain write through the other handle stays volatile.
         write(&f, &[3; 4096], 8192).await;
@@ -173,13 +180,7 @@ fn a_durable_append_whose_sync_fails_is_not_durable() {
     let sim = SimDisk::new(6);
     let _g = install(Rc::clone(&sim));
     block_on(async {
-        disk::create_dir_all(&dir()).unwrap();
-        let a = dir().join("a");
-        let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-        write(&f, &[1; 4096], 0).await;
-        f.fdatasync().await.unwrap();
-        disk::sync_dir(&dir()).await.unwrap();
-        let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
+        let (a, _f, appends) = synced_with_durable_handle().await;
         sim.fail(Some(Op::Sync), 0, 1, Fault::Errno(libc::EIO));
         let mut b = appends.alloc(4096);
         b.as_bytes_mut().copy_from_slice(&[2; 4096]);
