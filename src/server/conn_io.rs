@@ -100,7 +100,6 @@ pub(crate) struct ConnIo {
 }
 
 /// The driving task's handle on the same socket: sends what h2 wrote.
-#[derive(Clone)]
 pub(crate) struct Sender {
     socket: Rc<RefCell<Socket>>,
 }
@@ -246,13 +245,15 @@ mod tests {
             .expect("join");
     }
 
-    async fn pair() -> (TcpStream, TcpStream) {
+    /// A served connection split as `serve` splits it, and its client end.
+    async fn connected() -> (ConnIo, Sender, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = glommio::spawn_local(async move { TcpStream::connect(addr).await }).detach();
         let served = listener.accept().await.expect("accept");
         let client = client.await.expect("task").expect("connect");
-        (served, client)
+        let (io, sender) = split(served);
+        (io, sender, client)
     }
 
     async fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
@@ -265,8 +266,7 @@ mod tests {
     #[test]
     fn writes_wait_for_the_driver_then_leave_in_order() {
         on_executor(|| async {
-            let (served, mut client) = pair().await;
-            let (mut io, sender) = split(served);
+            let (mut io, sender, mut client) = connected().await;
             io.write_all(b"one ").await.expect("write");
             let parts = [io::IoSlice::new(b"two "), io::IoSlice::new(b"three")];
             let n = io.write_vectored(&parts).await.expect("write");
@@ -282,8 +282,7 @@ mod tests {
     #[test]
     fn a_write_over_the_bound_goes_out_after_what_was_buffered() {
         on_executor(|| async {
-            let (served, mut client) = pair().await;
-            let (mut io, sender) = split(served);
+            let (mut io, sender, mut client) = connected().await;
             io.write_all(b"head").await.expect("write");
             let big: Vec<u8> = (0..OUT_BYTES_MAX * 3).map(|i| i as u8).collect();
             let reader = glommio::spawn_local(async move {
@@ -305,8 +304,7 @@ mod tests {
     #[test]
     fn shutdown_sends_the_rest_first() {
         on_executor(|| async {
-            let (served, mut client) = pair().await;
-            let (mut io, _sender) = split(served);
+            let (mut io, _sender, mut client) = connected().await;
             io.write_all(b"last words").await.expect("write");
             io.shutdown().await.expect("shutdown");
             let mut all = Vec::new();
@@ -319,8 +317,7 @@ mod tests {
     #[test]
     fn a_failed_send_reaches_h2_on_its_next_use() {
         on_executor(|| async {
-            let (served, client) = pair().await;
-            let (mut io, sender) = split(served);
+            let (mut io, sender, client) = connected().await;
             drop(client);
             // The peer is gone: sends fail once the kernel knows it.
             let mut failed = false;

@@ -92,6 +92,17 @@ pub(crate) struct SimDisk {
     state: RefCell<State>,
 }
 
+/// Copies `src` into `buf` at `pos`, growing `buf` with zeros to fit.
+fn write_into(buf: &mut Vec<u8>, pos: usize, src: &[u8]) {
+    let end = pos + src.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    if let Some(dst) = buf.get_mut(pos..end) {
+        dst.copy_from_slice(src);
+    }
+}
+
 fn os(op: &'static str, path: &Path, errno: i32) -> StorageError {
     StorageError::io(op, path, io::Error::from_raw_os_error(errno))
 }
@@ -459,12 +470,8 @@ impl SimFile {
         let end = pos as usize + len;
         s.room_for(old, end.max(old), "write", &self.path)?;
         let i = Self::inode(&mut s, self.ino, &self.path, "write")?;
-        if i.data.len() < end {
-            i.data.resize(end, 0);
-        }
-        if let (Some(dst), Some(src)) = (i.data.get_mut(pos as usize..end), bytes.get(..len)) {
-            dst.copy_from_slice(src);
-        }
+        let written = bytes.get(..len).unwrap_or_default();
+        write_into(&mut i.data, pos as usize, written);
         if len > 0 {
             i.last_unsynced = Some((pos, len));
         }
@@ -473,13 +480,7 @@ impl SimFile {
             // bytes written but not durable (see the invariants).
             s.check(Op::Sync, "write", &self.path)?;
             let i = Self::inode(&mut s, self.ino, &self.path, "write")?;
-            if i.durable.len() < end {
-                i.durable.resize(end, 0);
-            }
-            if let (Some(dst), Some(src)) = (i.durable.get_mut(pos as usize..end), bytes.get(..len))
-            {
-                dst.copy_from_slice(src);
-            }
+            write_into(&mut i.durable, pos as usize, written);
             // This write is durable; an earlier one through another handle
             // may still be unsynced (and torn by a power cut).
             i.last_unsynced = unsynced_before;

@@ -8,6 +8,18 @@ fn dir() -> PathBuf {
     PathBuf::from("/sim/shard-000")
 }
 
+/// File `a` holding one block of 1s, its data and its name synced; the
+/// handle that wrote it stays open.
+async fn synced_file() -> (PathBuf, DiskFile) {
+    disk::create_dir_all(&dir()).unwrap();
+    let a = dir().join("a");
+    let f = DiskFile::open(&a, Mode::Create).await.unwrap();
+    write(&f, &[1; 4096], 0).await;
+    f.fdatasync().await.unwrap();
+    disk::sync_dir(&dir()).await.unwrap();
+    (a, f)
+}
+
 async fn write(f: &DiskFile, bytes: &[u8], pos: u64) -> usize {
     let mut b = f.alloc(bytes.len());
     b.as_bytes_mut().copy_from_slice(bytes);
@@ -19,12 +31,7 @@ fn power_loss_keeps_what_fdatasync_and_a_directory_sync_covered() {
     let sim = SimDisk::new(1);
     let _g = install(Rc::clone(&sim));
     block_on(async {
-        disk::create_dir_all(&dir()).unwrap();
-        let a = dir().join("a");
-        let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-        write(&f, &[1; 4096], 0).await;
-        f.fdatasync().await.unwrap();
-        disk::sync_dir(&dir()).await.unwrap();
+        let (a, f) = synced_file().await;
         write(&f, &[2; 4096], 4096).await;
         let b = dir().join("b");
         disk::write_file(&b, vec![3; 10]).await.unwrap();
@@ -146,15 +153,9 @@ fn injected_errors_and_short_writes_reach_the_caller() {
     });
 }
 
-/// File `a` with one synced block (name synced too), and a second handle
-/// on it opened for durable appends; the first handle stays open.
+/// [`synced_file`], and a second handle on it opened for durable appends.
 async fn synced_with_durable_handle() -> (PathBuf, DiskFile, DiskFile) {
-    disk::create_dir_all(&dir()).unwrap();
-    let a = dir().join("a");
-    let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-    write(&f, &[1; 4096], 0).await;
-    f.fdatasync().await.unwrap();
-    disk::sync_dir(&dir()).await.unwrap();
+    let (a, f) = synced_file().await;
     let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
     (a, f, appends)
 }
