@@ -109,6 +109,7 @@ impl Run {
                 Op::Allocate,
                 Op::Read,
                 Op::Remove,
+                Op::Close,
             ];
             let op = ops[self.rng.below(ops.len() as u64) as usize];
             let fault = match self.rng.below(3) {

@@ -224,7 +224,7 @@ impl DiskFile {
                 .await
                 .map_err(|e| StorageError::io("close", &self.path, e)),
             #[cfg(test)]
-            Inner::Sim(_) => Ok(()),
+            Inner::Sim(f) => f.close(),
         }
     }
 }

@@ -407,7 +407,15 @@ impl Committer {
         self.segment = None;
         let no = self.next_no;
         let spare = match self.spare.take() {
-            Some(task) => task.await.ok().filter(|s| s.no == no),
+            Some(task) => match task.await {
+                Ok(s) => Some(s).filter(|s| s.no == no),
+                Err(e) => {
+                    // Made again on the spot; a second failure stops the WAL.
+                    tracing::warn!(shard = self.spec.shard_id, segment = no, error = %e,
+                        "preparing the next WAL segment failed; making it now");
+                    None
+                }
+            },
             None => None,
         };
         let segment = match spare {

@@ -27,6 +27,8 @@ pub(crate) enum Op {
     Allocate,
     Truncate,
     List,
+    /// Closing a file handle (close(2) can report EIO).
+    Close,
 }
 
 /// What an operation meets.

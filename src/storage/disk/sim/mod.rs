@@ -516,6 +516,15 @@ impl SimFile {
         Ok(())
     }
 
+    /// Closes the handle. Closing changes nothing on the disk; an injected
+    /// fault fails it as close(2) can, and so does a handle that outlived a
+    /// power cycle.
+    pub(super) fn close(self) -> Result<(), StorageError> {
+        let mut s = self.state("close")?;
+        s.check(Op::Close, "close", &self.path)?;
+        Ok(())
+    }
+
     pub(super) fn size(&self) -> Result<u64, StorageError> {
         let mut s = self.state("stat")?;
         Ok(Self::inode(&mut s, self.ino, &self.path, "stat")?
