@@ -15,6 +15,7 @@ use crate::config::StorageConfig;
 use crate::model::{VectorClock, Version};
 use crate::storage::disk::sim::{Fault, Op};
 use crate::storage::disk::{self, sim};
+use crate::storage::error::StorageError;
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -50,6 +51,17 @@ async fn start_wal(dir: &std::path::Path, config: &StorageConfig) -> WalWriter {
         .unwrap()
 }
 
+/// One batch of a record, a rotation and a record. The first record must
+/// be durable; answers the second's outcome and what the rotation answered.
+async fn record_switch_record(wal: &WalWriter) -> (Result<(), StorageError>, u64) {
+    let first = wal.submit(record(1)).unwrap();
+    let rotation = wal.rotate();
+    let second = wal.submit(record(2)).unwrap();
+    assert!(first.wait().await.is_ok(), "durable before the switch");
+    let second = second.wait().await;
+    (second, rotation.await.unwrap())
+}
+
 /// The timestamps of the records replay finds in `dir`.
 async fn replayed(dir: &std::path::Path, config: &StorageConfig) -> Vec<i64> {
     let mut seen = Vec::new();
@@ -78,13 +90,8 @@ fn switch_with_failed_closes(
             sim.fail(Some(Op::Close), 1, failed_closes, Fault::Errno(libc::EIO));
             let config = segment_config();
             let wal = start_wal(&dir, &config).await;
-            let first = wal.submit(record(1)).unwrap();
-            let rotation = wal.rotate();
-            let second = wal.submit(record(2)).unwrap();
-            assert!(first.wait().await.is_ok(), "durable before the switch");
-            let second = second.wait().await.map_err(|e| e.to_string());
-            let answered = rotation.await.unwrap();
-            then(&wal, second, answered);
+            let (second, answered) = record_switch_record(&wal).await;
+            then(&wal, second.map_err(|e| e.to_string()), answered);
             let log = sim.fault_log();
             assert_eq!(log.len() as u64, failed_closes, "{log:?}");
             assert!(log.iter().all(|f| f.contains("Close")), "{log:?}");
@@ -146,15 +153,11 @@ fn a_failed_segment_switch_fails_only_the_records_after_it() {
             sim.set_capacity(Some(SEGMENT_BYTES + 64 * 1024));
             let config = segment_config();
             let wal = start_wal(&dir, &config).await;
-            // One batch: a record, a rotation, a record.
-            let first = wal.submit(record(1)).unwrap();
-            let rotation = wal.rotate();
-            let second = wal.submit(record(2)).unwrap();
-            assert!(first.wait().await.is_ok(), "durable before the switch");
-            let e = second.wait().await.unwrap_err();
+            let (second, answered) = record_switch_record(&wal).await;
+            let e = second.unwrap_err();
             assert!(e.is_disk_full(), "{e}");
             // Answered with the number the next segment will get.
-            assert_eq!(rotation.await, Ok(2));
+            assert_eq!(answered, 2);
             assert_eq!(wal.state(), WalState::DiskFull);
             match wal.submit(record(3)) {
                 Err(e) => assert!(e.is_disk_full(), "{e}"),
