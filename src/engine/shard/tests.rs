@@ -4,7 +4,7 @@ use super::*;
 use crate::engine::{EngineError, PutClock, ShardOp, ShardReply};
 use crate::model::VersionSet;
 use crate::model::{KeyRef, VectorClock};
-use crate::storage::disk::sim::{self, Fault, Op, SimDisk};
+use crate::storage::disk::sim::{Fault, Op};
 use bytes::Bytes;
 use std::rc::Rc;
 use std::time::Duration;
@@ -26,26 +26,7 @@ where
         .unwrap();
 }
 
-/// Runs `f` on a fresh glommio executor whose storage I/O goes to a
-/// simulated disk (see `storage::disk::sim`), with a shard folder on it.
-pub(crate) fn with_sim_executor<F, Fut>(seed: u64, f: F)
-where
-    F: FnOnce(Rc<SimDisk>, std::path::PathBuf) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(256 * 1024)
-        .spawn(move || async move {
-            let sim = SimDisk::new(seed);
-            let _installed = sim::install(Rc::clone(&sim));
-            let dir = std::path::PathBuf::from("/sim/shard-000");
-            crate::storage::disk::create_dir_all(&dir).unwrap();
-            f(sim, dir).await;
-        })
-        .unwrap()
-        .join()
-        .unwrap();
-}
+pub(crate) use crate::storage::disk::sim::with_sim_executor;
 
 fn put(key: &KeyRef, v: Option<&'static str>, clock: PutClock) -> ShardOp {
     ShardOp::Put {

@@ -408,7 +408,7 @@ impl Committer {
         let no = self.next_no;
         let spare = match self.spare.take() {
             Some(task) => match task.await {
-                Ok(s) => Some(s).filter(|s| s.no == no),
+                Ok(s) => (s.no == no).then_some(s),
                 Err(e) => {
                     // Made again on the spot; a second failure stops the WAL.
                     tracing::warn!(shard = self.spec.shard_id, segment = no, error = %e,

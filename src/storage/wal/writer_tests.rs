@@ -17,8 +17,6 @@ use crate::storage::disk::sim::{Fault, Op};
 use crate::storage::disk::{self, sim};
 use crate::storage::error::StorageError;
 use bytes::Bytes;
-use std::path::PathBuf;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 const SEGMENT_BYTES: u64 = 256 * 1024;
@@ -81,43 +79,35 @@ fn switch_with_failed_closes(
     failed_closes: u64,
     then: impl FnOnce(&WalWriter, Result<(), String>, u64) + Send + 'static,
 ) {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(move || async move {
-            let sim = sim::SimDisk::new(seed);
-            let _installed = sim::install(Rc::clone(&sim));
-            let dir = PathBuf::from("/sim/shard-000");
-            disk::create_dir_all(&dir).unwrap();
-            sim.fail(Some(Op::Close), 1, failed_closes, Fault::Errno(libc::EIO));
-            let config = segment_config();
-            let wal = start_wal(&dir, &config).await;
-            let (second, answered) = record_switch_record(&wal).await;
-            then(&wal, second.map_err(|e| e.to_string()), answered);
-            let log = sim.fault_log();
-            assert_eq!(log.len() as u64, failed_closes, "{log:?}");
-            assert!(log.iter().all(|f| f.contains("Close")), "{log:?}");
-            let state = wal.state();
-            let closed = wal.close().await;
-            // Closing reports a poisoned WAL's failure.
-            assert_eq!(closed.is_ok(), state == WalState::Writing, "{closed:?}");
-            let mut files = disk::list_dir(&dir).unwrap();
-            files.sort();
-            let acknowledged: Vec<i64> = if state == WalState::Writing {
-                // Segments 1 and 2, and perhaps the next spare.
-                assert_eq!(
-                    files.get(..2),
-                    Some(&[segment_file_name(1), segment_file_name(2)][..]),
-                );
-                vec![1, 2]
-            } else {
-                // No half-made segment is left behind.
-                assert_eq!(files, vec![segment_file_name(1)]);
-                vec![1]
-            };
-            assert_eq!(replayed(&dir, &config).await, acknowledged);
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    sim::with_sim_executor(seed, move |sim, dir| async move {
+        sim.fail(Some(Op::Close), 1, failed_closes, Fault::Errno(libc::EIO));
+        let config = segment_config();
+        let wal = start_wal(&dir, &config).await;
+        let (second, answered) = record_switch_record(&wal).await;
+        then(&wal, second.map_err(|e| e.to_string()), answered);
+        let log = sim.fault_log();
+        assert_eq!(log.len() as u64, failed_closes, "{log:?}");
+        assert!(log.iter().all(|f| f.contains("Close")), "{log:?}");
+        let state = wal.state();
+        let closed = wal.close().await;
+        // Closing reports a poisoned WAL's failure.
+        assert_eq!(closed.is_ok(), state == WalState::Writing, "{closed:?}");
+        let mut files = disk::list_dir(&dir).unwrap();
+        files.sort();
+        let acknowledged: Vec<i64> = if state == WalState::Writing {
+            // Segments 1 and 2, and perhaps the next spare.
+            assert_eq!(
+                files.get(..2),
+                Some(&[segment_file_name(1), segment_file_name(2)][..]),
+            );
+            vec![1, 2]
+        } else {
+            // No half-made segment is left behind.
+            assert_eq!(files, vec![segment_file_name(1)]);
+            vec![1]
+        };
+        assert_eq!(replayed(&dir, &config).await, acknowledged);
+    });
 }
 
 #[test]
@@ -143,40 +133,32 @@ fn a_segment_switch_whose_close_fails_refuses_writes_until_restart() {
 
 #[test]
 fn a_failed_segment_switch_fails_only_the_records_after_it() {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(|| async move {
-            let sim = sim::SimDisk::new(21);
-            let _installed = sim::install(Rc::clone(&sim));
-            let dir = PathBuf::from("/sim/shard-000");
-            disk::create_dir_all(&dir).unwrap();
-            // Room for one segment, not two.
-            sim.set_capacity(Some(SEGMENT_BYTES + 64 * 1024));
-            let config = segment_config();
-            let wal = start_wal(&dir, &config).await;
-            let (second, answered) = record_switch_record(&wal).await;
-            let e = second.unwrap_err();
-            assert!(e.is_disk_full(), "{e}");
-            // Answered with the number the next segment will get.
-            assert_eq!(answered, 2);
-            assert_eq!(wal.state(), WalState::DiskFull);
-            match wal.submit(record(3)) {
-                Err(e) => assert!(e.is_disk_full(), "{e}"),
-                Ok(_) => panic!("a record was taken while the WAL waits for space"),
-            }
-            // Space returns: the committer finds it by itself.
-            sim.set_capacity(None);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while wal.state() != WalState::Writing {
-                assert!(Instant::now() < deadline, "never resumed");
-                glommio::timer::sleep(Duration::from_millis(20)).await;
-            }
-            let fourth = wal.submit(record(4)).unwrap();
-            assert!(fourth.wait().await.is_ok());
-            wal.close().await.unwrap();
-            // Replay: the acknowledged records, and nothing else.
-            assert_eq!(replayed(&dir, &config).await, vec![1, 4]);
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    sim::with_sim_executor(21, |sim, dir| async move {
+        // Room for one segment, not two.
+        sim.set_capacity(Some(SEGMENT_BYTES + 64 * 1024));
+        let config = segment_config();
+        let wal = start_wal(&dir, &config).await;
+        let (second, answered) = record_switch_record(&wal).await;
+        let e = second.unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
+        // Answered with the number the next segment will get.
+        assert_eq!(answered, 2);
+        assert_eq!(wal.state(), WalState::DiskFull);
+        match wal.submit(record(3)) {
+            Err(e) => assert!(e.is_disk_full(), "{e}"),
+            Ok(_) => panic!("a record was taken while the WAL waits for space"),
+        }
+        // Space returns: the committer finds it by itself.
+        sim.set_capacity(None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while wal.state() != WalState::Writing {
+            assert!(Instant::now() < deadline, "never resumed");
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        let fourth = wal.submit(record(4)).unwrap();
+        assert!(fourth.wait().await.is_ok());
+        wal.close().await.unwrap();
+        // Replay: the acknowledged records, and nothing else.
+        assert_eq!(replayed(&dir, &config).await, vec![1, 4]);
+    });
 }

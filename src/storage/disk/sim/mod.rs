@@ -35,6 +35,27 @@ mod tests;
 
 pub(crate) use faults::{Fault, Op};
 
+/// Runs `f` on a fresh glommio executor whose storage I/O goes to a
+/// simulated disk seeded with `seed`, with a shard folder on it.
+pub(crate) fn with_sim_executor<F, Fut>(seed: u64, f: F)
+where
+    F: FnOnce(Rc<SimDisk>, PathBuf) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(256 * 1024)
+        .spawn(move || async move {
+            let sim = SimDisk::new(seed);
+            let _installed = install(Rc::clone(&sim));
+            let dir = PathBuf::from("/sim/shard-000");
+            super::create_dir_all(&dir).unwrap();
+            f(sim, dir).await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
 /// The block of space accounting and of torn writes.
 pub(crate) const BLOCK_BYTES: u64 = 4096;
 

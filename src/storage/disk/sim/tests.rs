@@ -8,13 +8,13 @@ fn dir() -> PathBuf {
     PathBuf::from("/sim/shard-000")
 }
 
-/// File `a` holding one block of 1s, its data and its name synced; the
-/// handle that wrote it stays open.
-async fn synced_file() -> (PathBuf, DiskFile) {
+/// File `a` holding `blocks` blocks of 1s, its data and its name synced;
+/// the handle that wrote it stays open.
+async fn synced_file(blocks: usize) -> (PathBuf, DiskFile) {
     disk::create_dir_all(&dir()).unwrap();
     let a = dir().join("a");
     let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-    write(&f, &[1; 4096], 0).await;
+    write(&f, &vec![1; 4096 * blocks], 0).await;
     f.fdatasync().await.unwrap();
     disk::sync_dir(&dir()).await.unwrap();
     (a, f)
@@ -31,7 +31,7 @@ fn power_loss_keeps_what_fdatasync_and_a_directory_sync_covered() {
     let sim = SimDisk::new(1);
     let _g = install(Rc::clone(&sim));
     block_on(async {
-        let (a, f) = synced_file().await;
+        let (a, f) = synced_file(1).await;
         write(&f, &[2; 4096], 4096).await;
         let b = dir().join("b");
         disk::write_file(&b, vec![3; 10]).await.unwrap();
@@ -83,12 +83,7 @@ fn a_torn_write_garbles_only_the_block_it_began_in() {
         let sim = SimDisk::new(seed);
         let _g = install(Rc::clone(&sim));
         block_on(async {
-            disk::create_dir_all(&dir()).unwrap();
-            let a = dir().join("a");
-            let f = DiskFile::open(&a, Mode::Create).await.unwrap();
-            write(&f, &[1; 8192], 0).await;
-            f.fdatasync().await.unwrap();
-            disk::sync_dir(&dir()).await.unwrap();
+            let (a, f) = synced_file(2).await;
             write(&f, &[2; 8192], 4096).await;
             sim.power_cycle(true);
             let got = sim.contents(&a).unwrap();
@@ -155,7 +150,7 @@ fn injected_errors_and_short_writes_reach_the_caller() {
 
 /// [`synced_file`], and a second handle on it opened for durable appends.
 async fn synced_with_durable_handle() -> (PathBuf, DiskFile, DiskFile) {
-    let (a, f) = synced_file().await;
+    let (a, f) = synced_file(1).await;
     let appends = DiskFile::open(&a, Mode::AppendDurable).await.unwrap();
     (a, f, appends)
 }
